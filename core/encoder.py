@@ -1,0 +1,332 @@
+"""Any Hugging Face encoder, every layer from one forward pass, pooled per sentence.
+
+Speed comes from three choices: texts are tokenised once, up front, with the fast tokenizer;
+batches are cut by a token budget over texts sorted by their *token* count (not characters:
+in a multilingual corpus a Chinese sentence has few characters and many tokens), so padding is
+near zero and short sentences travel in large batches; and the forward pass runs under
+`torch.inference_mode`. Results come back in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xrdiag.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+POOLINGS = ("mean", "cls")
+DEFAULT_MODEL = "default"
+# Tokens per batch (sum of padded lengths). Large enough to keep the matrix products efficient,
+# small enough that a 512-token sentence still fits and activations stay in cache-friendly sizes.
+DEFAULT_TOKEN_BUDGET = 4096
+# The metadata file the embedded model carries (see core/embedded_model.py).
+MODEL_META_FILE = "xrdiag_model.json"
+
+
+@dataclass(frozen=True)
+class EncodeSpec:
+    """Everything besides the model weights and the texts that changes an embedding."""
+
+    pooling: str = "mean"
+    max_length: int = 512
+    prefix: str = ""
+
+    def as_key(self) -> dict[str, Any]:
+        return {"pooling": self.pooling, "max_length": self.max_length, "prefix": self.prefix}
+
+
+def resolve_model_path(model: str) -> str:
+    """`default` is the embedded model; a path must hold weights; anything else is a hub id."""
+    if model in ("", DEFAULT_MODEL):
+        from xrdiag.core.embedded_model import embedded_model_dir
+
+        return str(embedded_model_dir())
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"{path}: --model expects a model directory (config.json + weights)")
+        if not (path / "config.json").is_file():
+            raise UserError(f"{path}: not a model directory: config.json is missing")
+        if not any(path.glob("*.safetensors")):
+            raise UserError(
+                f"{path}: no weights: expected model.safetensors (safetensors only; "
+                "pickled .bin weights are not loaded)"
+            )
+        return str(path)
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise UserError(f"{model}: --model path does not exist")
+    return model  # a hub id such as intfloat/multilingual-e5-small
+
+
+def default_prefix(model_path: str) -> str:
+    """The input prefix a model expects: e5 models want `query: ` for symmetric tasks."""
+    meta_file = Path(model_path) / MODEL_META_FILE
+    if meta_file.is_file():
+        return str(json.loads(meta_file.read_text()).get("prefix_query", ""))
+    return "query: " if "e5" in Path(model_path).name.lower() else ""
+
+
+def pick_device(device: str) -> str:
+    """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is a user error."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here (use auto or cpu)")
+    if device not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {device}: expected auto, cpu, cuda or mps")
+    return device
+
+
+def length_batches(lengths: Sequence[int], token_budget: int) -> list[np.ndarray]:
+    """Indices grouped into batches, longest first, each padded size * count <= token_budget.
+
+    Sorting by token count keeps padding near zero; a budget instead of a fixed count lets short
+    sentences travel in large batches. A sentence longer than the budget gets a batch of its own.
+    """
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        count = max(1, token_budget // max(longest, 1))
+        batches.append(order[start : start + count])
+        start += count
+    return batches
+
+
+class Encoder:
+    """A Hugging Face encoder that returns pooled embeddings for every requested layer.
+
+    Layer 0 is the embedding output, layer L the last transformer block (as in
+    `output_hidden_states`).
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        pooling: str = "mean",
+        max_length: int = 512,
+        prefix: str | None = None,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+    ) -> None:
+        if pooling not in POOLINGS:
+            raise UserError(f"--pooling {pooling}: expected one of {', '.join(POOLINGS)}")
+        if max_length < 2:
+            raise UserError(f"--max-length {max_length}: expected at least 2")
+        self.model_name = model
+        self.model_path = resolve_model_path(model)
+        self.device = pick_device(device)
+        self.token_budget = token_budget
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._load()
+        limit = int(getattr(self._model.config, "max_position_embeddings", max_length))
+        # XLM-R style models reserve two positions for the padding offset.
+        if getattr(self._model.config, "model_type", "") in ("xlm-roberta", "roberta"):
+            limit -= 2
+        self.spec = EncodeSpec(
+            pooling=pooling,
+            max_length=min(max_length, limit),
+            prefix=default_prefix(self.model_path) if prefix is None else prefix,
+        )
+        self._fingerprint: str | None = None
+
+    def _load(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, use_fast=True)
+            self._model = AutoModel.from_pretrained(
+                self.model_path, use_safetensors=True, trust_remote_code=False
+            )
+        except OSError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{self.model_name}: cannot load model: {first}") from None
+        if not getattr(self._tokenizer, "is_fast", False):
+            raise UserError(f"{self.model_name}: a fast tokenizer (tokenizer.json) is required")
+        self._model.eval().to(self.device)
+
+    @property
+    def num_layers(self) -> int:
+        """Hidden-state layers, embeddings included (L + 1)."""
+        return int(self._model.config.num_hidden_layers) + 1
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.config.hidden_size)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of weights and tokenizer (or the hub revision): the cache key's model part."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.model_path, self._model)
+        return self._fingerprint
+
+    def resolve_layers(self, layers: str | Sequence[int] | None) -> list[int]:
+        """`all`, `last`, a comma list or a sequence of ints -> sorted unique layer indices."""
+        top = self.num_layers - 1
+        if layers is None or layers == "last":
+            return [top]
+        if layers == "all":
+            return list(range(self.num_layers))
+        if isinstance(layers, str):
+            try:
+                wanted = [int(p) for p in layers.split(",") if p.strip()]
+            except ValueError:
+                raise UserError(
+                    f"--layers {layers}: expected all, last or comma-separated integers"
+                ) from None
+        else:
+            wanted = [int(x) for x in layers]
+        for layer in wanted:
+            if not -self.num_layers <= layer <= top:
+                raise UserError(f"--layers {layer}: the model has layers 0..{top} (0 = embeddings)")
+        return sorted({layer % self.num_layers for layer in wanted})
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of every text (prefix added, truncated to max_length), no padding."""
+        prefixed = [self.spec.prefix + t for t in texts] if self.spec.prefix else list(texts)
+        enc = self._tokenizer(
+            prefixed,
+            truncation=True,
+            max_length=self.spec.max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return list(enc["input_ids"])
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        layers: str | Sequence[int] | None = "last",
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Pooled embeddings, float32 `[len(layers), len(texts), dim]`, in input order."""
+        import torch
+
+        wanted = self.resolve_layers(layers)
+        out = np.zeros((len(wanted), len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self.tokenize(texts)
+        pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
+        done = 0
+        with torch.inference_mode():
+            for batch in length_batches([len(x) for x in ids], self.token_budget):
+                input_ids, mask = _pad([ids[i] for i in batch], pad_id, self.device)
+                pooled = self._forward(input_ids, mask, wanted)
+                out[:, batch, :] = pooled
+                done += len(batch)
+                if progress is not None:
+                    progress(done, len(texts))
+        return out
+
+    def _forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, layers: list[int]
+    ) -> np.ndarray:
+        import torch
+
+        need_all = layers != [self.num_layers - 1]
+        result = self._model(
+            input_ids=input_ids, attention_mask=mask, output_hidden_states=need_all
+        )
+        hidden = (
+            result.hidden_states
+            if need_all
+            else (None,) * (self.num_layers - 1) + (result.last_hidden_state,)
+        )
+        states = torch.stack([hidden[layer] for layer in layers])  # [l, b, t, d]
+        if self.spec.pooling == "cls":
+            pooled = states[:, :, 0, :]
+        else:
+            weights = mask.to(states.dtype).unsqueeze(-1)  # [b, t, 1]
+            pooled = (states * weights).sum(dim=2) / weights.sum(dim=1).clamp(min=1.0)
+        return pooled.float().cpu().numpy()
+
+
+def _pad(rows: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad a batch of id lists to its longest row."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def model_fingerprint(model_path: str, model: Any = None) -> str:
+    """sha256 over a local model's config, tokenizer and weights; for a hub id, its revision."""
+    path = Path(model_path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for file in sorted(path.iterdir()):
+            if file.is_file() and file.suffix in (".json", ".safetensors", ".model", ".txt"):
+                digest.update(file.name.encode() + b"\0")
+                digest.update(_file_sha256(file).encode())
+        return digest.hexdigest()
+    revision = getattr(getattr(model, "config", None), "_commit_hash", None) or "unknown"
+    digest.update(f"hub:{model_path}@{revision}".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(file: Path) -> str:
+    """sha256 of a file, memoised on (path, size, mtime) in the cache so large weights hash once.
+
+    The memo lives in xrdiag's cache, never beside the user's model files.
+    """
+    from xrdiag.cache.paths import default_cache_dir
+
+    stat = file.stat()
+    where_key = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:32]
+    sidecar = default_cache_dir() / "file-hashes" / where_key
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        saved_stamp, saved_hash = sidecar.read_text().split()
+        if saved_stamp == stamp:
+            return saved_hash
+    except (OSError, ValueError):
+        pass
+    h = hashlib.sha256()
+    with file.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    value = h.hexdigest()
+    try:
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        tmp = sidecar.with_name(sidecar.name + f".{os.getpid()}.tmp")
+        tmp.write_text(f"{stamp} {value}")
+        os.replace(tmp, sidecar)
+    except OSError:
+        pass  # an unwritable cache: hash again next time
+    return value
