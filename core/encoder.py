@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,10 +138,10 @@ class Encoder:
         self.token_budget = token_budget
         self._model: Any = None
         self._tokenizer: Any = None
-        self._load()
-        limit = int(getattr(self._model.config, "max_position_embeddings", max_length))
+        self._config: Any = self._load_config()
+        limit = int(getattr(self._config, "max_position_embeddings", max_length))
         # XLM-R style models reserve two positions for the padding offset.
-        if getattr(self._model.config, "model_type", "") in ("xlm-roberta", "roberta"):
+        if getattr(self._config, "model_type", "") in ("xlm-roberta", "roberta"):
             limit -= 2
         self.spec = EncodeSpec(
             pooling=pooling,
@@ -149,43 +150,53 @@ class Encoder:
         )
         self._fingerprint: str | None = None
 
-    def _load(self) -> None:
-        from transformers import AutoModel, AutoTokenizer
+    def _load_config(self) -> Any:
+        from transformers import AutoConfig
 
-        try:
+        with _user_errors(self.model_name):
+            return AutoConfig.from_pretrained(self.model_path, trust_remote_code=False)
+
+    def _load(self) -> None:
+        """Tokenizer and weights, loaded on first use: a fully cached call never needs them."""
+        if self._model is not None:
+            return
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress bar is the one a user reads
+        with _user_errors(self.model_name):
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, use_fast=True)
-            self._model = AutoModel.from_pretrained(
+            model = AutoModel.from_pretrained(
                 self.model_path, use_safetensors=True, trust_remote_code=False
             )
-        except OSError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{self.model_name}: cannot load model: {first}") from None
         if not getattr(self._tokenizer, "is_fast", False):
             raise UserError(f"{self.model_name}: a fast tokenizer (tokenizer.json) is required")
-        self._model.eval().to(self.device)
+        self._model = model.eval().to(self.device)
 
     @property
     def num_layers(self) -> int:
         """Hidden-state layers, embeddings included (L + 1)."""
-        return int(self._model.config.num_hidden_layers) + 1
+        return int(self._config.num_hidden_layers) + 1
 
     @property
     def dim(self) -> int:
-        return int(self._model.config.hidden_size)
+        return int(self._config.hidden_size)
 
     @property
     def tokenizer(self) -> Any:
+        self._load()
         return self._tokenizer
 
     @property
     def model(self) -> Any:
+        self._load()
         return self._model
 
     @property
     def fingerprint(self) -> str:
-        """Content hash of weights and tokenizer (or the hub revision): the cache key's model part."""
+        """Content hash of weights and tokenizer (or hub revision): the cache key's model part."""
         if self._fingerprint is None:
-            self._fingerprint = model_fingerprint(self.model_path, self._model)
+            self._fingerprint = model_fingerprint(self.model_path, self._config)
         return self._fingerprint
 
     def resolve_layers(self, layers: str | Sequence[int] | None) -> list[int]:
@@ -211,6 +222,7 @@ class Encoder:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of every text (prefix added, truncated to max_length), no padding."""
+        self._load()
         prefixed = [self.spec.prefix + t for t in texts] if self.spec.prefix else list(texts)
         enc = self._tokenizer(
             prefixed,
@@ -236,7 +248,7 @@ class Encoder:
         out = np.zeros((len(wanted), len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        ids = self.tokenize(texts)
+        ids = self.tokenize(texts)  # loads the model too
         pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
         done = 0
         with torch.inference_mode():
@@ -285,7 +297,18 @@ def _pad(rows: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor,
     return ids.to(device), mask.to(device)
 
 
-def model_fingerprint(model_path: str, model: Any = None) -> str:
+@contextmanager
+def _user_errors(model_name: str) -> Iterator[None]:
+    """A model that cannot be loaded (missing files, unknown hub id) is the user's error."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise UserError(f"{model_name}: cannot load model: {first}") from None
+
+
+def model_fingerprint(model_path: str, config: Any = None) -> str:
     """sha256 over a local model's config, tokenizer and weights; for a hub id, its revision."""
     path = Path(model_path)
     digest = hashlib.sha256()
@@ -295,7 +318,7 @@ def model_fingerprint(model_path: str, model: Any = None) -> str:
                 digest.update(file.name.encode() + b"\0")
                 digest.update(_file_sha256(file).encode())
         return digest.hexdigest()
-    revision = getattr(getattr(model, "config", None), "_commit_hash", None) or "unknown"
+    revision = getattr(config, "_commit_hash", None) or "unknown"
     digest.update(f"hub:{model_path}@{revision}".encode())
     return digest.hexdigest()
 

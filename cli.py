@@ -1,0 +1,217 @@
+"""The `xrdiag` command line: parses arguments and dispatches; no metric logic lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xrdiag import __version__
+from xrdiag.errors import UserError
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr, fed by `(done, total)` callbacks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xrdiag")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cache directory (default: XRDIAG_CACHE_DIR or the platform cache).",
+)
+def cli(cache_dir: Path | None) -> None:
+    """Cross-lingual alignment and robustness diagnostics for multilingual encoders."""
+    if cache_dir is not None:
+        os.environ["XRDIAG_CACHE_DIR"] = str(cache_dir)
+
+
+# --------------------------------------------------------------------------- corpus
+@cli.group()
+def corpus() -> None:
+    """Inspect and validate corpora."""
+
+
+@corpus.command("info")
+@click.argument("path", required=False, default="default")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def corpus_info(path: str, as_json: bool) -> None:
+    """Languages x domains, splits, alignment and every validation problem of PATH.
+
+    PATH is a Parquet/CSV/TSV/JSONL/TMX file, a gettext locale tree, or `default` (the bundled
+    corpus). Exits 2 when the corpus has problems.
+    """
+    from xrdiag.core.corpus import check_corpus, load_corpus
+
+    problems = check_corpus(path)
+    info: dict[str, Any] = {"source": path, "problems": problems}
+    if not problems:
+        info = load_corpus(path).describe()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+    else:
+        from xrdiag.report.terminal import corpus_tables
+
+        corpus_tables(_console(), info)
+    if problems:
+        sys.exit(UserError.exit_code)
+
+
+# --------------------------------------------------------------------------- embed
+@cli.command()
+@click.option("--model", default="default", show_default=True, help="HF model dir or hub id.")
+@click.option("--corpus", "corpus_path", default="default", show_default=True)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write .npz."
+)
+@click.option("--layers", default="last", show_default=True, help="all, last or e.g. 0,6,12.")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
+@click.option("--langs", default=None, help="Comma-separated languages (default: all).")
+@click.option("--domains", default=None, help="Comma-separated domains (default: all).")
+@click.option("--splits", default=None, help="Comma-separated splits (default: all).")
+@click.option("--max-per-domain", type=int, default=None, help="Seeded cap of ids per domain.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-length", type=int, default=512, show_default=True)
+@click.option("--batch-size", type=int, default=None, help="Tokens per batch (default 4096).")
+@click.option("--prefix", default=None, help="Input prefix (default: the model's, e5: 'query: ').")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def embed(
+    model: str,
+    corpus_path: str,
+    out: Path | None,
+    layers: str,
+    pooling: str,
+    langs: str | None,
+    domains: str | None,
+    splits: str | None,
+    max_per_domain: int | None,
+    seed: int,
+    max_length: int,
+    batch_size: int | None,
+    prefix: str | None,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Embed a corpus (every requested layer in one pass, cached) and summarise alignment."""
+    from xrdiag.core.corpus import load_corpus
+    from xrdiag.core.embedding import embed_corpus, save_embeddings, translation_cosine
+    from xrdiag.core.encoder import DEFAULT_TOKEN_BUDGET, Encoder
+
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: expected a positive number of tokens")
+    data = load_corpus(corpus_path).filter(
+        langs=langs, domains=domains, splits=splits, max_per_domain=max_per_domain, seed=seed
+    )
+    encoder = Encoder(
+        model,
+        device=device,
+        pooling=pooling,
+        max_length=max_length,
+        prefix=prefix,
+        token_budget=batch_size or DEFAULT_TOKEN_BUDGET,
+    )
+    with _progress(f"embedding {len(data)} sentences") as progress:
+        emb = embed_corpus(encoder, data, layers, progress=progress)
+    if out is not None:
+        save_embeddings(emb, out)
+    top = max(emb.layers)
+    pivot = "en" if "en" in data.langs else data.langs[0]
+    summary = translation_cosine(emb, top, pivot=pivot)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "rows": emb.n,
+                    "layers": sorted(emb.layers),
+                    "cached_layers": emb.cached_layers,
+                    "out": str(out) if out else None,
+                    "pivot": pivot,
+                    "translation_cosine": summary.to_dicts(),
+                },
+                indent=2,
+            )
+        )
+    else:
+        from xrdiag.report.terminal import embed_summary
+
+        embed_summary(_console(), emb, summary, pivot=pivot, layer=top, out=out)
+
+
+# --------------------------------------------------------------------------- cache
+@cli.group()
+def cache() -> None:
+    """The embedding cache."""
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True)
+def cache_info(as_json: bool) -> None:
+    """Where the cache is, how many entries and bytes it holds."""
+    from xrdiag.cache.store import ArrayStore
+
+    info = ArrayStore().info()
+    info["root"] = str(info["root"])
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key}: {value}")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove every cached embedding."""
+    from xrdiag.cache.store import ArrayStore
+
+    store = ArrayStore()
+    removed = store.clear()
+    click.echo(f"removed {removed} entries from {store.root}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="xrdiag", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"xrdiag: error: {exc}", err=True)
+        sys.exit(UserError.exit_code)
+    except click.exceptions.Abort:
+        click.echo("xrdiag: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,1 @@
+"""Headless views: render corpus descriptions and result frames for terminals and files."""

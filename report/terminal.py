@@ -1,0 +1,73 @@
+"""Rich tables for the terminal; they render what the engine computed and compute nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+
+def corpus_tables(console: Any, info: dict[str, Any]) -> None:
+    """Print `Corpus.describe()` (or a problem list) as tables."""
+    from rich.table import Table
+
+    if info.get("problems"):
+        console.print(f"[bold red]{len(info['problems'])} problem(s)[/] in {info['source']}:")
+        for line in info["problems"]:
+            console.print(f"  - {line}", markup=False, highlight=False, soft_wrap=True)
+        return
+    console.print(
+        f"[bold]{info['source']}[/]: {info['n_rows']:,} rows, {info['n_ids']:,} ids, "
+        f"{len(info['langs'])} languages, {len(info['domains'])} domains"
+    )
+    table = Table(title="sentences per language x domain")
+    table.add_column("lang")
+    for domain in info["domains"]:
+        table.add_column(domain, justify="right")
+    table.add_column("total", justify="right")
+    for lang in info["langs"]:
+        row = info["counts"].get(lang, {})
+        counts = [row.get(d, 0) for d in info["domains"]]
+        table.add_row(lang, *(f"{c:,}" for c in counts), f"{sum(counts):,}")
+    console.print(table)
+    ids = info.get("split_ids", {})
+    rows = info.get("split_rows", {})
+    splits = ", ".join(f"{k} {ids[k]:,} ids / {rows.get(k, 0):,} rows" for k in ids)
+    console.print(f"splits: {splits}")
+    alignment = info.get("alignment_completeness")
+    if alignment is not None:
+        console.print(f"ids present in every language: {alignment:.1%}")
+    console.print("[green]no problems[/]")
+
+
+def embed_summary(
+    console: Any,
+    emb: Any,
+    summary: pl.DataFrame,
+    *,
+    pivot: str,
+    layer: int,
+    out: Path | None,
+) -> None:
+    """Per-language x per-domain mean cosine to the pivot translation, plus where things went."""
+    from rich.table import Table
+
+    cached = f" ({len(emb.cached_layers)} of {len(emb.layers)} layers from the cache)"
+    console.print(
+        f"[bold]{emb.n:,}[/] sentences embedded with {emb.model}, layers {sorted(emb.layers)}"
+        + cached
+    )
+    if summary.height:
+        domains = sorted(d for d in summary["domain"].unique().to_list() if d != "all") + ["all"]
+        table = Table(title=f"mean cosine to the {pivot} translation, layer {layer}")
+        table.add_column("lang")
+        for domain in domains:
+            table.add_column(domain, justify="right")
+        for lang in sorted(summary["lang"].unique().to_list()):
+            cells = summary.filter(pl.col("lang") == lang)
+            values = dict(zip(cells["domain"].to_list(), cells["cosine"].to_list(), strict=True))
+            table.add_row(lang, *(f"{values[d]:.3f}" if d in values else "-" for d in domains))
+        console.print(table)
+    if out is not None:
+        console.print(f"embeddings written to {out}")

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The two commands of README.md. Each makes (or reuses) .venv, installs xrdiag into it, then:
+#   bash scripts/dev.sh demo   runs the main job on the embedded defaults
+#   bash scripts/dev.sh test   runs the test suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="${XRDIAG_VENV:-.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+# shellcheck disable=SC1091
+. "$venv/bin/activate"
+python -m pip install --quiet --upgrade pip
+# torch is pinned by pyproject to <2.14, which resolves to the local CPU wheel on this machine.
+python -m pip install --quiet -e ".[dev]"
+
+case "${1:-}" in
+  demo)
+    shift
+    xrdiag embed "$@"
+    ;;
+  test)
+    shift
+    python -m pytest -q "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh demo|test [args]" >&2
+    exit 2
+    ;;
+esac
