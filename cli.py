@@ -169,6 +169,90 @@ def embed(
         embed_summary(_console(), emb, summary, pivot=pivot, layer=top, out=out)
 
 
+# --------------------------------------------------------------------------- eval
+@cli.command("eval")
+@click.option("--model", default="default", show_default=True, help="HF model dir or hub id.")
+@click.option("--corpus", "corpus_path", default="default", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--analyses",
+    default="retrieval,cka,probe,geometry,projection",
+    show_default=True,
+    help="Comma list, or all.",
+)
+@click.option("--layers", default="last", show_default=True, help="all, last or e.g. 0,6,12.")
+@click.option("--langs", default=None, help="Comma-separated languages (default: all).")
+@click.option("--domains", default=None, help="Comma-separated domains (default: all).")
+@click.option("--pivot", default=None, help="Retrieval against this language only (both ways).")
+@click.option("--max-per-domain", type=int, default=None, help="Seeded cap of ids per domain.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--bootstrap", type=int, default=1000, show_default=True, help="0 = no CIs.")
+@click.option("--projection", type=click.Choice(["pca", "umap"]), default="pca", show_default=True)
+@click.option("--projection-max-points", type=int, default=None, help="Seeded cap, reported.")
+@click.option("--probe-max-rows", type=int, default=None, help="Seeded cap of probe rows.")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
+@click.option("--max-length", type=int, default=512, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def eval_command(
+    model: str,
+    corpus_path: str,
+    out: Path,
+    analyses: str,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Embed once (cached) and run alignment diagnostics; writes results.parquet + manifest.json."""
+    from xrdiag.core.evaluate import EvalOptions, parse_analyses, run_eval
+
+    opts = EvalOptions(analyses=parse_analyses(analyses), **options)
+    with _step_progress() as progress:
+        outcome = run_eval(model, corpus_path, out, opts, progress=progress)
+    if as_json:
+        from xrdiag.core.evaluate import scalar_metrics, summary_frame
+
+        click.echo(
+            json.dumps(
+                {
+                    "out": str(outcome.out_dir),
+                    "rows": outcome.manifest["rows"]["n"],
+                    "results": outcome.results.height,
+                    "timings_s": outcome.timings,
+                    "summary": summary_frame(outcome.results, opts.pivot).to_dicts(),
+                    "scalars": scalar_metrics(outcome.results),
+                },
+                indent=2,
+            )
+        )
+    else:
+        from xrdiag.report.terminal import eval_summary
+
+        eval_summary(_console(), outcome, pivot=opts.pivot)
+
+
+@contextmanager
+def _step_progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """One progress line per pipeline step (a bar for encoding, a spinner for analyses)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        yield update
+
+
 # --------------------------------------------------------------------------- cache
 @cli.group()
 def cache() -> None:

@@ -71,3 +71,29 @@ def embed_summary(
         console.print(table)
     if out is not None:
         console.print(f"embeddings written to {out}")
+
+
+def eval_summary(console: Any, outcome: Any, *, pivot: str | None) -> None:
+    """Headline table of an evaluation, then timings and where the files are."""
+    from rich.table import Table
+
+    from xrdiag.core.evaluate import scalar_metrics, summary_frame
+
+    manifest = outcome.manifest
+    console.print(
+        f"[bold]{manifest['checkpoint']}[/] on {manifest['rows']['n']:,} rows, "
+        f"layers {manifest['layers']}: {outcome.results.height:,} result rows"
+    )
+    summary = summary_frame(outcome.results, pivot)
+    if summary.height:
+        table = Table(title=f"retrieval and CKA at layer {max(manifest['layers'])} (all domains)")
+        for col in summary.columns:
+            table.add_column(col, justify="left" if col == "lang" else "right")
+        for row in summary.iter_rows():
+            table.add_row(row[0], *("-" if v is None else f"{v:.3f}" for v in row[1:]))
+        console.print(table)
+    for metric, value in scalar_metrics(outcome.results).items():
+        console.print(f"{metric}: {value:.3f}")
+    steps = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.timings.items())
+    console.print(f"time: {steps}")
+    console.print(f"written to {outcome.out_dir}/ (results.parquet, manifest.json)")

@@ -1,0 +1,361 @@
+"""`xrdiag eval`: embed once through the cache, run the chosen diagnostics, write the results.
+
+The analyses are pure functions on arrays; this module feeds them, times them, caches the one
+that is slow and deterministic (projections), and writes `results.parquet`, `projection.parquet`,
+`rows.parquet` and `manifest.json` into the output directory, each atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from xrdiag.cache.store import ArrayStore, cache_key
+from xrdiag.core.corpus import load_corpus
+from xrdiag.core.embedding import Embeddings, embed_corpus, layer_key
+from xrdiag.core.encoder import DEFAULT_TOKEN_BUDGET, Encoder
+from xrdiag.errors import UserError
+
+ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")
+PACKAGES = ("xrdiag", "torch", "transformers", "numpy", "polars", "scikit-learn", "umap-learn")
+
+# A step reports (name, done, total); total None means "running, size unknown".
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class EvalOptions:
+    """Everything `xrdiag eval` takes besides the model, the corpus and the output directory."""
+
+    analyses: tuple[str, ...] = ("retrieval", "cka", "probe", "geometry", "projection")
+    layers: str = "last"
+    langs: str | None = None
+    domains: str | None = None
+    pivot: str | None = None
+    max_per_domain: int | None = None
+    seed: int = 0
+    bootstrap: int = 1000
+    projection: str = "pca"
+    projection_max_points: int | None = None
+    probe_max_rows: int | None = None
+    pooling: str = "mean"
+    max_length: int = 512
+    device: str = "auto"
+    token_budget: int = DEFAULT_TOKEN_BUDGET
+
+
+@dataclass
+class EvalOutcome:
+    """What an evaluation produced and where it wrote it."""
+
+    out_dir: Path
+    results: pl.DataFrame
+    manifest: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def parse_analyses(text: str) -> tuple[str, ...]:
+    """`retrieval,cka` -> validated tuple; `all` means every analysis."""
+    if text.strip() == "all":
+        return ANALYSES
+    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    unknown = [n for n in names if n not in ANALYSES]
+    if unknown or not names:
+        raise UserError(
+            f"--analyses {text}: unknown {', '.join(unknown) or 'empty list'}; "
+            f"expected a comma list of {', '.join(ANALYSES)} (or all)"
+        )
+    return names
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 3)
+
+
+def run_eval(
+    model: str,
+    corpus_path: str | None,
+    out_dir: Path,
+    options: EvalOptions,
+    progress: Progress | None = None,
+) -> EvalOutcome:
+    """Embed, analyse, write; the second run on the same inputs is served from the cache."""
+    report: Progress = progress or (lambda name, done, total: None)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with _timed(timings, "load"):
+        corpus = load_corpus(corpus_path).filter(
+            langs=options.langs,
+            domains=options.domains,
+            max_per_domain=options.max_per_domain,
+            seed=options.seed,
+        )
+        encoder = Encoder(
+            model,
+            device=options.device,
+            pooling=options.pooling,
+            max_length=options.max_length,
+            token_budget=options.token_budget,
+        )
+        layers = encoder.resolve_layers(options.layers)
+    pivot = options.pivot
+    if pivot is not None and pivot not in corpus.langs:
+        raise UserError(
+            f"--pivot {pivot}: not a language of the corpus ({', '.join(corpus.langs)})"
+        )
+    store = ArrayStore()
+    with _timed(timings, "encode"):
+        emb = embed_corpus(
+            encoder, corpus, layers, store=store, progress=lambda d, t: report("encode", d, t)
+        )
+    checkpoint = checkpoint_name(model)
+    frames: list[pl.DataFrame] = []
+    projection: pl.DataFrame | None = None
+    for name in options.analyses:
+        report(name, 0, None)
+        with _timed(timings, name):
+            if name == "projection":
+                projection = _projection(emb, encoder, store, options)
+            else:
+                frames.append(_analysis(name, emb, options, pivot))
+        report(name, 1, 1)
+    results = (
+        pl.concat(frames).with_columns(pl.lit(checkpoint).alias("checkpoint"))
+        if frames
+        else _empty_results()
+    )
+    timings["total"] = round(time.perf_counter() - started, 3)
+    manifest = _manifest(model, checkpoint, encoder, emb, corpus.source, layers, options, timings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out_dir / "results.parquet", lambda p: results.write_parquet(p))
+    _write_atomic(out_dir / "rows.parquet", lambda p: emb.meta.write_parquet(p))
+    if projection is not None:
+        _write_atomic(out_dir / "projection.parquet", lambda p: projection.write_parquet(p))
+    _write_atomic(
+        out_dir / "manifest.json",
+        lambda p: p.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"),
+    )
+    return EvalOutcome(out_dir=out_dir, results=results, manifest=manifest, timings=timings)
+
+
+def checkpoint_name(model: str) -> str:
+    """How a model is named in the results: `default`, a directory's name, or the hub id."""
+    path = Path(model).expanduser()
+    return path.name if path.exists() else model
+
+
+def _analysis(name: str, emb: Embeddings, options: EvalOptions, pivot: str | None) -> pl.DataFrame:
+    meta, layers = emb.meta, emb.layers
+    if name == "retrieval":
+        from xrdiag.analyses.retrieval import retrieval_results
+
+        return pl.concat(
+            retrieval_results(
+                array,
+                meta,
+                layer=layer,
+                pivot=pivot,
+                bootstrap=options.bootstrap,
+                seed=options.seed,
+            )
+            for layer, array in layers.items()
+        )
+    if name == "cka":
+        from xrdiag.analyses.cka import cross_language_cka, layer_cka
+
+        frames = [cross_language_cka(layers, meta, per_domain=True)]
+        if len(layers) > 1:
+            frames.append(layer_cka(layers, meta))
+        return pl.concat(frames)
+    if name == "probe":
+        from xrdiag.analyses.probes import pad_results, probe_results
+
+        common = {"seed": options.seed, "max_rows": options.probe_max_rows}
+        frames = []
+        if meta["lang"].n_unique() > 1:
+            frames.append(probe_results(layers, meta, target="lang", **common))
+        if meta["domain"].n_unique() > 1:
+            frames.append(probe_results(layers, meta, target="domain", **common))
+            frames.append(pad_results(layers, meta, **common))
+        return pl.concat(frames) if frames else _empty_results()
+    if name == "geometry":
+        from xrdiag.analyses.geometry import geometry_results
+
+        return geometry_results(layers, meta, seed=options.seed)
+    raise AssertionError(f"unknown analysis {name}")  # parse_analyses rejects it first
+
+
+def _projection(
+    emb: Embeddings, encoder: Encoder, store: ArrayStore, options: EvalOptions
+) -> pl.DataFrame:
+    """2-D scatter of every requested layer, cached by embedding key and projection parameters."""
+    from xrdiag.analyses.projection import Projection, projection_frame
+
+    frames = []
+    for layer, array in emb.layers.items():
+        proj = Projection(
+            method=options.projection, seed=options.seed, max_points=options.projection_max_points
+        )
+        key = cache_key(
+            kind="projection",
+            embeddings=layer_key(encoder, emb.corpus_fingerprint, layer),
+            params=proj.params(),
+        )
+        hit = store.get(key)
+        if hit is not None:
+            proj.embedding_, proj.indices_ = hit["embedding"], hit["indices"]
+            proj.n_points_, proj.n_input_ = len(hit["indices"]), array.shape[0]
+        else:
+            proj.fit(array)
+            store.put(key, {"embedding": proj.embedding_, "indices": proj.indices_})
+        frame = projection_frame(proj, emb.meta)
+        frames.append(
+            frame.with_columns(
+                pl.lit(layer, dtype=pl.Int32).alias("layer"),
+                pl.lit(options.projection).alias("method"),
+            )
+        )
+    return pl.concat(frames)
+
+
+def _empty_results() -> pl.DataFrame:
+    from xrdiag.analyses.schema import empty_results
+
+    return empty_results()
+
+
+def _manifest(
+    model: str,
+    checkpoint: str,
+    encoder: Encoder,
+    emb: Embeddings,
+    corpus_source: str,
+    layers: list[int],
+    options: EvalOptions,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    rows_digest = hashlib.sha256()
+    for row in emb.meta.select("id", "lang").iter_rows():
+        rows_digest.update(f"{row[0]}\t{row[1]}\n".encode())
+    return {
+        "schema_version": 1,
+        "checkpoint": checkpoint,
+        "model": {"name": model, "path": encoder.model_path, "fingerprint": emb.model_fingerprint},
+        "encoding": emb.spec,
+        "corpus": {"source": corpus_source, "fingerprint": emb.corpus_fingerprint},
+        "rows": {
+            "n": emb.n,
+            "file": "rows.parquet",
+            "sha256_of_id_lang": rows_digest.hexdigest(),
+            "langs": sorted(emb.meta["lang"].unique().to_list()),
+            "domains": sorted(emb.meta["domain"].unique().to_list()),
+        },
+        "layers": layers,
+        "embeddings_from_cache": emb.cached_layers,
+        "options": asdict(options),
+        "seed": options.seed,
+        "timings_s": timings,
+        "versions": _versions(),
+        "python": platform.python_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write through a temporary file in the same directory, then rename over the target."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summary_frame(results: pl.DataFrame, pivot: str | None) -> pl.DataFrame:
+    """Headline per language at the top layer: recall@1 to and from the pivot, probe, CKA.
+
+    The numbers come straight from `results`; this only picks and pivots them.
+    """
+    if results.height == 0:
+        return pl.DataFrame()
+    top = results["layer"].max()
+    at_top = results.filter((pl.col("layer") == top) & (pl.col("domain") == "all"))
+    retrieval = at_top.filter(pl.col("analysis") == "retrieval")
+    langs = sorted(set(retrieval["src_lang"].drop_nulls().to_list())) if retrieval.height else []
+    if not langs:
+        return pl.DataFrame()
+    hub = pivot or ("en" if "en" in langs else langs[0])
+    rows = []
+    for lang in langs:
+        if lang == hub:
+            continue
+        row: dict[str, Any] = {
+            "lang": lang,
+            f"R@1 ->{hub}": _pick(retrieval, "recall@1|cos|none", lang, hub),
+            f"R@1 {hub}->": _pick(retrieval, "recall@1|cos|none", hub, lang),
+            f"R@1 ->{hub} centered": _pick(retrieval, "recall@1|cos|center", lang, hub),
+            f"R@1 ->{hub} margin": _pick(retrieval, "recall@1|margin|none", lang, hub),
+        }
+        cka = at_top.filter(
+            (pl.col("metric") == "linear_cka")
+            & (
+                ((pl.col("src_lang") == lang) & (pl.col("tgt_lang") == hub))
+                | ((pl.col("src_lang") == hub) & (pl.col("tgt_lang") == lang))
+            )
+        )
+        row[f"CKA with {hub}"] = float(cka["value"][0]) if cka.height else None
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def _pick(frame: pl.DataFrame, metric: str, src: str, tgt: str) -> float | None:
+    hit = frame.filter(
+        (pl.col("metric") == metric) & (pl.col("src_lang") == src) & (pl.col("tgt_lang") == tgt)
+    )
+    return float(hit["value"][0]) if hit.height else None
+
+
+def scalar_metrics(results: pl.DataFrame) -> dict[str, float]:
+    """Layer-wise scalars worth one line each (probe accuracies, isotropy) at the top layer."""
+    if results.height == 0:
+        return {}
+    top = results["layer"].max()
+    wanted = (
+        "lang_probe_acc",
+        "lang_probe_chance",
+        "domain_probe_acc",
+        "domain_probe_chance",
+        "isotropy_partition_ratio",
+        "mean_random_cosine",
+    )
+    picked = results.filter(
+        (pl.col("layer") == top) & pl.col("metric").is_in(wanted) & (pl.col("domain") == "all")
+    )
+    return {m: float(v) for m, v in zip(picked["metric"], picked["value"], strict=True)}
