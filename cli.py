@@ -187,6 +187,7 @@ def embed(
 @click.option("--max-per-domain", type=int, default=None, help="Seeded cap of ids per domain.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--bootstrap", type=int, default=1000, show_default=True, help="0 = no CIs.")
+@click.option("--ks", default="1,5,10", show_default=True, help="Recall cut-offs.")
 @click.option("--projection", type=click.Choice(["pca", "umap"]), default="pca", show_default=True)
 @click.option("--projection-max-points", type=int, default=None, help="Seeded cap, reported.")
 @click.option("--probe-max-rows", type=int, default=None, help="Seeded cap of probe rows.")
@@ -205,7 +206,11 @@ def eval_command(
     """Embed once (cached) and run alignment diagnostics; writes results.parquet + manifest.json."""
     from xrdiag.core.evaluate import EvalOptions, parse_analyses, run_eval
 
-    opts = EvalOptions(analyses=parse_analyses(analyses), **options)
+    try:
+        ks = tuple(int(k) for k in options.pop("ks").split(","))
+    except ValueError:
+        raise UserError("--ks: expected comma-separated integers such as 1,5,10") from None
+    opts = EvalOptions(analyses=parse_analyses(analyses), ks=ks, **options)
     with _step_progress() as progress:
         outcome = run_eval(model, corpus_path, out, opts, progress=progress)
     if as_json:

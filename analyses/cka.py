@@ -22,6 +22,7 @@ from itertools import combinations, product
 
 import numpy as np
 import polars as pl
+
 from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
 from xrdiag.errors import UserError
 

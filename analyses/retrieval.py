@@ -282,7 +282,7 @@ def retrieval_results(
     corrections = _check_choice(corrections, CORRECTIONS, "--correction")
     ks = sorted(set(ks))
     if not ks or any(not isinstance(k, int | np.integer) or k < 1 for k in ks):
-        raise UserError(f"--k: expected positive integers, got {ks}")
+        raise UserError(f"--ks: expected positive integers, got {ks}")
     if margin_k < 1 or bootstrap < 0 or block_size < 1:
         raise UserError("--margin-k and --block-size must be >= 1 and --bootstrap >= 0")
     present = sorted(meta["lang"].unique().to_list())
@@ -309,7 +309,7 @@ def retrieval_results(
             if (gold >= 0).any():
                 for lang in (s, t):
                     if lang == t or both:  # the pool of each direction evaluated
-                        _check_pool(lang, domain, rows[lang][0].size, ks[-1], "--k")
+                        _check_pool(lang, domain, rows[lang][0].size, ks[-1], "--ks")
                     if "margin" in scorings:
                         _check_pool(lang, domain, rows[lang][0].size, margin_k, "--margin-k")
                 tasks.append((domain, s, t, both, rows[s][0], rows[t][0], gold))

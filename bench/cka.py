@@ -16,6 +16,7 @@ import time
 from itertools import combinations
 
 import numpy as np
+
 from xrdiag.analyses.cka import cka_matrix
 
 

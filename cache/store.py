@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from xrdiag.cache.paths import embeddings_dir
 from xrdiag.errors import UserError
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
 from xrdiag.core.corpus_formats import ROW, RawTable, err, msg, read_raw
 from xrdiag.core.langcodes import lang_problem, normalize_lang
 from xrdiag.errors import UserError

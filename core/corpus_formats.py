@@ -19,6 +19,7 @@ from typing import Any
 from xml.parsers import expat
 
 import polars as pl
+
 from xrdiag.errors import UserError
 
 ROW = "__row"

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 
 import polars as pl
+
 from xrdiag.core.corpus_formats import ROW, RawTable, err, read_utf8
 from xrdiag.core.langcodes import lang_problem, normalize_lang
 

@@ -146,7 +146,9 @@ def translation_cosine(emb: Embeddings, layer: int, pivot: str = "en") -> pl.Dat
     cos = np.einsum("ij,ij->i", unit[rows], unit[pairs["pivot_row"].to_numpy()])
     pairs = pairs.with_columns(pl.Series("cosine", cos.astype(np.float64)))
     per_domain = pairs.group_by("lang", "domain").agg(pl.col("cosine").mean())
-    overall = pairs.group_by("lang").agg(pl.col("cosine").mean()).with_columns(
-        pl.lit("all").alias("domain")
+    overall = (
+        pairs.group_by("lang")
+        .agg(pl.col("cosine").mean())
+        .with_columns(pl.lit("all").alias("domain"))
     )
     return pl.concat([per_domain, overall.select(per_domain.columns)]).sort("lang", "domain")

@@ -47,6 +47,7 @@ class EvalOptions:
     max_per_domain: int | None = None
     seed: int = 0
     bootstrap: int = 1000
+    ks: tuple[int, ...] = (1, 5, 10)
     projection: str = "pca"
     projection_max_points: int | None = None
     probe_max_rows: int | None = None
@@ -170,6 +171,7 @@ def _analysis(name: str, emb: Embeddings, options: EvalOptions, pivot: str | Non
                 meta,
                 layer=layer,
                 pivot=pivot,
+                ks=options.ks,
                 bootstrap=options.bootstrap,
                 seed=options.seed,
             )

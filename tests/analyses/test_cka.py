@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import ortho_group
+
 from xrdiag.analyses.cka import (
     checkpoint_cka,
     cka_matrix,

@@ -220,12 +220,12 @@ def test_domains_argument_and_all_pool(data) -> None:
         ({"pivot": "xx"}, "--pivot: language 'xx'"),
         ({"pivot": "en", "pairs": [("en", "fr")]}, "not both"),
         ({"domains": ["legal"]}, "'legal' not in the data"),
-        ({"ks": [1, 50]}, "--k: 50 is larger than the pool"),
+        ({"ks": [1, 50]}, "--ks: 50 is larger than the pool"),
         ({"margin_k": 30}, "--margin-k: 30 is larger than the pool"),
         ({"scorings": ["dot"]}, "--scoring"),
         ({"corrections": ["whiten"]}, "--correction"),
         ({"lir_components": 3}, "--lir-components"),
-        ({"ks": [0]}, "--k"),
+        ({"ks": [0]}, "--ks"),
     ],
 )
 def test_user_errors(data, kwargs: dict, match: str) -> None:

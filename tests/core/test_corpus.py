@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import polars as pl
 import pytest
+
 from xrdiag.core.corpus import (
     Corpus,
     bundled_corpus_path,

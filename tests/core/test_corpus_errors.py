@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
 from xrdiag.core.corpus import Corpus, check_corpus, load_corpus, validate_frame
 from xrdiag.errors import UserError
 

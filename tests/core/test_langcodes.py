@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from xrdiag.core.langcodes import (
     ISO639_1,
     ISO639_3_TO_1,
