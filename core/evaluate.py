@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from xrdiag.cache.store import ArrayStore, cache_key
@@ -126,6 +127,7 @@ def run_eval(
         )
     checkpoint = checkpoint_name(model)
     frames: list[pl.DataFrame] = []
+    from_cache: list[str] = []
     projection: pl.DataFrame | None = None
     for name in options.analyses:
         report(name, 0, None)
@@ -133,7 +135,9 @@ def run_eval(
             if name == "projection":
                 projection = _projection(emb, encoder, store, options)
             else:
-                frames.append(_analysis(name, emb, options, pivot))
+                frames.append(
+                    _cached_analysis(name, emb, encoder, store, options, pivot, from_cache)
+                )
         report(name, 1, 1)
     results = (
         pl.concat(frames).with_columns(pl.lit(checkpoint).alias("checkpoint"))
@@ -142,6 +146,7 @@ def run_eval(
     )
     timings["total"] = round(time.perf_counter() - started, 3)
     manifest = _manifest(model, checkpoint, encoder, emb, corpus.source, layers, options, timings)
+    manifest["analyses_from_cache"] = from_cache
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(out_dir / "results.parquet", lambda p: results.write_parquet(p))
     _write_atomic(out_dir / "rows.parquet", lambda p: emb.meta.write_parquet(p))
@@ -158,6 +163,72 @@ def checkpoint_name(model: str) -> str:
     """How a model is named in the results: `default`, a directory's name, or the hub id."""
     path = Path(model).expanduser()
     return path.name if path.exists() else model
+
+
+# The options each analysis reads: part of its cache key, so changing one recomputes it.
+_ANALYSIS_OPTIONS = {
+    "retrieval": ("ks", "bootstrap", "seed"),
+    "cka": (),
+    "probe": ("seed", "probe_max_rows"),
+    "geometry": ("seed",),
+}
+# The modules whose code decides each analysis' numbers: their source is hashed into the key, so
+# a change of the code can never be answered from a stale cache entry.
+_ANALYSIS_MODULES = {
+    "retrieval": ("retrieval", "topk", "bootstrap", "schema"),
+    "cka": ("cka", "schema"),
+    "probe": ("probes", "bootstrap", "schema"),
+    "geometry": ("geometry", "schema"),
+}
+
+
+def _code_hash(name: str) -> str:
+    import xrdiag.analyses
+
+    folder = Path(xrdiag.analyses.__file__).parent
+    digest = hashlib.sha256()
+    for module in _ANALYSIS_MODULES[name]:
+        digest.update((folder / f"{module}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def _cached_analysis(
+    name: str,
+    emb: Embeddings,
+    encoder: Encoder,
+    store: ArrayStore,
+    options: EvalOptions,
+    pivot: str | None,
+    from_cache: list[str],
+) -> pl.DataFrame:
+    """An analysis' frame, from the cache when the same embeddings, options and code made it.
+
+    The analyses are deterministic given these (every random choice takes the seed), so a
+    warm rerun of `xrdiag eval` costs a cache read instead of minutes of probes and bootstraps.
+    """
+    import io
+
+    key = cache_key(
+        kind="results",
+        analysis=name,
+        embeddings=[layer_key(encoder, emb.corpus_fingerprint, layer) for layer in emb.layers],
+        options={opt: _plain(getattr(options, opt)) for opt in _ANALYSIS_OPTIONS[name]},
+        pivot=pivot,
+        code=_code_hash(name),
+    )
+    hit = store.get(key)
+    if hit is not None:
+        from_cache.append(name)
+        return pl.read_parquet(io.BytesIO(hit["parquet"].tobytes()))
+    frame = _analysis(name, emb, options, pivot)
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    store.put(key, {"parquet": np.frombuffer(buffer.getvalue(), dtype=np.uint8)})
+    return frame
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _analysis(name: str, emb: Embeddings, options: EvalOptions, pivot: str | None) -> pl.DataFrame:

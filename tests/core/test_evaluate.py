@@ -57,6 +57,7 @@ def test_writes_results_and_manifest(first_run) -> None:  # type: ignore[no-unty
     assert manifest["rows"]["n"] == 6 * 12 * 3
     assert manifest["layers"] == [1, 2]
     assert manifest["embeddings_from_cache"] == []
+    assert manifest["analyses_from_cache"] == []
     assert set(manifest["timings_s"]) >= {"encode", "retrieval", "cka", "probe", "total"}
     assert manifest["corpus"]["fingerprint"] == (
         load_corpus("default").filter(langs=LANGS, max_per_domain=12).fingerprint()
@@ -87,6 +88,10 @@ def test_second_run_reuses_cache_and_agrees(first_run, tiny_model_dir, tmp_path)
     outcome, _ = first_run
     again = run_eval(str(tiny_model_dir), "default", tmp_path, options())
     assert again.manifest["embeddings_from_cache"] == [1, 2]
+    assert again.manifest["analyses_from_cache"] == ["retrieval", "cka", "probe", "geometry"]
+    # A changed option is a different question: recomputed, not served stale.
+    other = run_eval(str(tiny_model_dir), "default", tmp_path / "b", options(bootstrap=20))
+    assert "retrieval" not in other.manifest["analyses_from_cache"]
     cols = ["analysis", "metric", "layer", "src_lang", "tgt_lang", "domain"]
     a = outcome.results.sort(cols, nulls_last=True)
     b = again.results.sort(cols, nulls_last=True)
