@@ -188,6 +188,13 @@ def embed(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--bootstrap", type=int, default=1000, show_default=True, help="0 = no CIs.")
 @click.option("--ks", default="1,5,10", show_default=True, help="Recall cut-offs.")
+@click.option(
+    "--bias-queries-per-lang",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Seeded sample of queries per language for the language-bias rank spread.",
+)
 @click.option("--projection", type=click.Choice(["pca", "umap"]), default="pca", show_default=True)
 @click.option("--projection-max-points", type=int, default=None, help="Seeded cap, reported.")
 @click.option("--probe-max-rows", type=int, default=None, help="Seeded cap of probe rows.")

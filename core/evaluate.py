@@ -49,6 +49,9 @@ class EvalOptions:
     seed: int = 0
     bootstrap: int = 1000
     ks: tuple[int, ...] = (1, 5, 10)
+    # Language bias ranks each query against every row of every language: a seeded sample of
+    # queries per language keeps it to seconds; `n` in the results says how many were used.
+    bias_queries_per_lang: int | None = 200
     projection: str = "pca"
     projection_max_points: int | None = None
     probe_max_rows: int | None = None
@@ -167,7 +170,7 @@ def checkpoint_name(model: str) -> str:
 
 # The options each analysis reads: part of its cache key, so changing one recomputes it.
 _ANALYSIS_OPTIONS = {
-    "retrieval": ("ks", "bootstrap", "seed"),
+    "retrieval": ("ks", "bootstrap", "seed", "bias_queries_per_lang"),
     "cka": (),
     "probe": ("seed", "probe_max_rows"),
     "geometry": ("seed",),
@@ -234,20 +237,19 @@ def _plain(value: Any) -> Any:
 def _analysis(name: str, emb: Embeddings, options: EvalOptions, pivot: str | None) -> pl.DataFrame:
     meta, layers = emb.meta, emb.layers
     if name == "retrieval":
-        from xrdiag.analyses.retrieval import retrieval_results
+        from xrdiag.analyses.retrieval import language_bias, retrieval_results
 
-        return pl.concat(
-            retrieval_results(
-                array,
-                meta,
-                layer=layer,
-                pivot=pivot,
-                ks=options.ks,
-                bootstrap=options.bootstrap,
-                seed=options.seed,
-            )
-            for layer, array in layers.items()
-        )
+        frames = []
+        for layer, array in layers.items():
+            common = {"layer": layer, "bootstrap": options.bootstrap, "seed": options.seed}
+            frames.append(retrieval_results(array, meta, pivot=pivot, ks=options.ks, **common))
+            if meta["lang"].n_unique() > 2:
+                frames.append(
+                    language_bias(
+                        array, meta, queries_per_lang=options.bias_queries_per_lang, **common
+                    )
+                )
+        return pl.concat(frames)
     if name == "cka":
         from xrdiag.analyses.cka import cross_language_cka, layer_cka
 
