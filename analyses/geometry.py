@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
+from xrdiag.analyses.threads import single_blas_thread
 from xrdiag.errors import UserError
 
 Z95 = 1.959963984540054  # standard normal 97.5% quantile, for the normal-approximation intervals
@@ -122,6 +123,7 @@ def _scope_rows(
     return out
 
 
+@single_blas_thread()
 def geometry_results(
     embeddings: Mapping[int, np.ndarray],
     meta: pl.DataFrame,

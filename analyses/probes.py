@@ -21,6 +21,7 @@ import polars as pl
 
 from xrdiag.analyses.bootstrap import BootstrapMeans, percentile_interval
 from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
+from xrdiag.analyses.threads import single_blas_thread
 from xrdiag.errors import UserError
 
 TARGETS = ("lang", "domain")
@@ -201,6 +202,7 @@ def _row(
             "value": float(value), "ci_low": ci[0], "ci_high": ci[1], "n": n}  # fmt: skip
 
 
+@single_blas_thread()
 def probe_results(
     embeddings: Mapping[int, np.ndarray],
     meta: pl.DataFrame,
@@ -252,6 +254,7 @@ def proxy_a_distance(balanced_error: float) -> float:
     return 2.0 * (1.0 - 2.0 * balanced_error)
 
 
+@single_blas_thread()
 def pad_results(
     embeddings: Mapping[int, np.ndarray],
     meta: pl.DataFrame,
