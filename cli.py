@@ -296,6 +296,16 @@ def cache_clear() -> None:
     click.echo(f"removed {removed} entries from {store.root}")
 
 
+def _register_train() -> None:
+    """`xrdiag train` lives with the training engine; its module imports nothing heavy."""
+    from xrdiag.core.training.cli_train import train_command
+
+    cli.add_command(train_command, name="train")
+
+
+_register_train()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:

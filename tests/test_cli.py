@@ -30,7 +30,7 @@ def test_help_lists_commands() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "xrdiag", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("corpus", "embed", "cache"):
+    for command in ("corpus", "embed", "eval", "train", "cache"):
         assert command in done.stdout
 
 
@@ -107,6 +107,17 @@ ENGINE_MODULES = (
     "xrdiag.core.embedding",
     "xrdiag.core.embedded_model",
     "xrdiag.core.evaluate",
+    "xrdiag.core.events",
+    "xrdiag.core.runs",
+    "xrdiag.core.training.config",
+    "xrdiag.core.training.sampler",
+    "xrdiag.core.training.objectives",
+    "xrdiag.core.training.robust",
+    "xrdiag.core.training.dann",
+    "xrdiag.core.training.pairs",
+    "xrdiag.core.training.step",
+    "xrdiag.core.training.loop",
+    "xrdiag.core.training.cli_train",
     "xrdiag.cache.store",
     "xrdiag.analyses.retrieval",
     "xrdiag.analyses.cka",

@@ -1,0 +1,171 @@
+"""The event stream of a run: append-only JSON lines, flushed as written, read tolerantly.
+
+A training run writes one JSON object per step or evaluation to `events.jsonl`; the TUI and the
+report tail the same file while the run goes on (DESIGN.md, "Runs"). A crash can leave a torn
+last line: readers skip it, and a writer reopening the file (a resumed run) cuts it off first
+so the next event starts on a line of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from xrdiag.errors import UserError
+
+EVENTS_FILE = "events.jsonl"
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: NaN and infinities become the strings "nan", "inf", "-inf".
+
+    Standard JSON has no NaN; a reader in another language (or `jq`) must still parse the line.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _finite(value.item())
+    return value
+
+
+def encode_event(event: Mapping[str, Any]) -> str:
+    """One event as one line of strict JSON (no NaN literals, no embedded newline)."""
+    return json.dumps(_finite(event), ensure_ascii=False, allow_nan=False, sort_keys=False)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Truncate a file after its last newline, dropping a partial line a crash left behind."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        block = 1 << 16
+        end = size
+        while end > 0:
+            start = max(0, end - block)
+            fh.seek(start)
+            chunk = fh.read(end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                fh.truncate(start + cut + 1)
+                return
+            end = start
+        fh.truncate(0)
+
+
+class EventWriter:
+    """Appends events to a JSONL file, one line each, flushed (and fsynced) after every write.
+
+    Each event gets `kind` and a wall-clock `time` (seconds since the epoch) unless it has them.
+    """
+
+    def __init__(self, path: Path | str, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_torn_tail(self.path)
+        self._fh: IO[str] | None = self.path.open("a", encoding="utf-8")
+        self._fsync = fsync
+
+    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Append one event of `kind` with `fields`; return the event as written."""
+        if self._fh is None:
+            raise ValueError(f"{self.path}: event writer is closed")
+        event = {"kind": kind, "time": round(time.time(), 3), **fields}
+        self._fh.write(encode_event(event) + "\n")
+        self._fh.flush()
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+        return event
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse_lines(data: bytes, path: Path, first_line: int) -> Iterator[dict[str, Any]]:
+    """Events from complete lines; a line that is not a JSON object is a user-visible error."""
+    for number, raw in enumerate(data.split(b"\n"), start=first_line):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise UserError(
+                f"{path}, line {number}: not a JSON object; expected one event per line"
+            ) from None
+        if not isinstance(event, dict):
+            raise UserError(f"{path}, line {number}: expected a JSON object per line")
+        yield event
+
+
+def read_events(
+    path: Path | str, kinds: str | tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
+    """Every complete event of a file, in order; a torn last line (no newline yet) is skipped.
+
+    A run that is still writing, or that crashed mid-line, leaves a last line without its
+    newline: it is not an event yet. `kinds` keeps only events of those kinds.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such events file") from None
+    events, _ = _complete(data, path, 1)
+    if kinds is not None:
+        wanted = (kinds,) if isinstance(kinds, str) else kinds
+        events = [e for e in events if e.get("kind") in wanted]
+    return events
+
+
+def _complete(data: bytes, path: Path, first_line: int) -> tuple[list[dict[str, Any]], int]:
+    """Events of the complete lines in `data` and the byte count they span."""
+    end = data.rfind(b"\n") + 1
+    return list(_parse_lines(data[:end], path, first_line)), end
+
+
+class EventTail:
+    """Incremental reader for a file that is still growing: each `poll()` returns new events.
+
+    It remembers the byte offset after the last complete line, so a line being written is
+    picked up whole on a later poll, never half.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self._line = 1
+
+    def poll(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        events, used = _complete(data, self.path, self._line)
+        self._line += data[:used].count(b"\n")
+        self.offset += used
+        return events

@@ -1,0 +1,101 @@
+"""`xrdiag train`: parse the flags, load and validate the config, run the loop.
+
+The lead registers `train_command` in cli.py (`cli.add_command(train_command)`); `main()` runs
+it standalone (`python -m xrdiag.core.training.cli_train`) with the CLI's error handling:
+user errors print one line and exit 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from xrdiag.errors import UserError
+
+EXIT_NONFINITE = 1
+
+
+@click.command("train")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TOML config (see --print-config); defaults for every key left out.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory: run.toml, events.jsonl, checkpoints/ (must be new unless --resume).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --out from its newest complete checkpoint."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config key, e.g. --set dann.lambda_max=0.5 (repeatable).",
+)
+@click.option("--print-config", is_flag=True, help="Print the complete commented default config.")
+def train_command(
+    config_path: Path | None,
+    out: Path | None,
+    resume: bool,
+    overrides: tuple[str, ...],
+    print_config: bool,
+) -> None:
+    """Fine-tune an encoder (contrastive or pair classification; RS-RP, RS-DA, FGSM/PGD, DANN,
+    hybrid batches), writing events and checkpoints to a run directory.
+
+    SIGINT/SIGTERM finish the current step, write a checkpoint and exit 0; --resume continues.
+    A NaN/inf loss stops the run (exit 1), keeping the last good checkpoint.
+    """
+    from xrdiag.core.training.config import default_config_text, load_config
+
+    if print_config:
+        click.echo(default_config_text(), nl=False)
+        return
+    if out is None:
+        raise UserError("--out: missing; expected the run directory to write (or --print-config)")
+    from xrdiag.core.runs import RunDir
+    from xrdiag.core.training.loop import read_run_config, train
+
+    if resume and config_path is None and not overrides:
+        cfg = read_run_config(RunDir(out))
+    else:
+        cfg = load_config(config_path, overrides)
+    result = train(cfg, out, resume=resume, echo=lambda m: click.echo(m, err=True))
+    if result.status == "nonfinite":
+        click.echo(
+            f"xrdiag: training stopped: non-finite loss at step {result.step + 1}; "
+            f"last good checkpoint: {result.checkpoint}",
+            err=True,
+        )
+        sys.exit(EXIT_NONFINITE)
+    click.echo(f"{result.status} at step {result.step}: {result.checkpoint}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run `train_command` standalone with the CLI's handling of user errors (exit 2)."""
+    try:
+        train_command.main(args=argv, prog_name="xrdiag train", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"xrdiag: error: {exc}", err=True)
+        sys.exit(UserError.exit_code)
+    except click.exceptions.Abort:
+        click.echo("xrdiag: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

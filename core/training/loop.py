@@ -1,0 +1,212 @@
+"""The training loop: one optimiser step at a time, events as it goes, resumable checkpoints.
+
+`train(cfg, out)` builds the pairs under the zero-shot protocol, the model (with frozen
+embeddings / lower layers as configured), the hybrid batch sampler, the objective and the
+robust / domain-adversarial extras (core/training/step.py computes one batch's loss), then
+steps AdamW with warm-up and decay, gradient accumulation and clipping. Everything random is
+seeded and checkpointed (weights, optimiser, scheduler, sampler, RNGs, heads), so a resumed
+run reaches the weights of an uninterrupted one. SIGINT/SIGTERM finish the step, checkpoint,
+and return; a non-finite loss or gradient stops the run without writing a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xrdiag.core.events import EventWriter
+from xrdiag.core.runs import RunDir, git_hash, package_versions
+from xrdiag.core.training.config import (
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    config_to_toml,
+)
+from xrdiag.core.training.step import StepModel
+from xrdiag.errors import UserError
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a run ended: `finished`, `interrupted` (signal), `stopped` (stop_after), `nonfinite`."""
+
+    status: str
+    step: int
+    checkpoint: Path | None
+
+
+def run_toml(cfg: TrainConfig, meta: dict[str, Any]) -> str:
+    """The resolved config followed by a `[meta]` table (seed, versions, git hash, sizes)."""
+    lines = ["", "[meta]"]
+    scalars = {k: v for k, v in meta.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in meta.items() if isinstance(v, dict)}
+    lines += [f"{k} = {json.dumps(v)}" for k, v in scalars.items()]  # valid TOML scalars
+    for name, table in tables.items():
+        lines += ["", f"[meta.{name}]"]
+        lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in table.items()]
+    return config_to_toml(cfg).rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+
+
+def read_run_config(run: RunDir) -> TrainConfig:
+    """The config a run was started with, from its run.toml (the `[meta]` table set aside)."""
+    try:
+        data = tomllib.loads(run.run_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"--resume: {run.root} has no run.toml; expected a run directory") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{run.run_file}: invalid TOML ({exc})") from None
+    data.pop("meta", None)
+    return config_from_dict(data, str(run.run_file))
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM: the loop finishes its step, checkpoints and returns.
+
+    A second signal interrupts at once (KeyboardInterrupt), without a checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        if self.signal is not None:  # a second Ctrl-C: the user wants out now
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+
+
+@contextmanager
+def _signals(flag: _StopFlag) -> Iterator[None]:
+    """Route SIGINT/SIGTERM to `flag` while training (main thread only), then restore."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, flag) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def train(
+    cfg: TrainConfig,
+    out: Path | str,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train under `cfg` into run directory `out` (fresh, or continued with `resume`).
+
+    `stop_after` ends the run (with a checkpoint) once that many steps are done, as a signal
+    would; the schedule still follows `optim.max_steps`, so resuming continues the same run.
+    Every user mistake (config, corpus, model) is raised before anything is written.
+    """
+    import torch
+
+    run = RunDir(Path(out))
+    if resume:
+        if not run.exists():
+            raise UserError(
+                f"--resume: {run.root} holds no run (no run.toml); start it without --resume"
+            )
+        stored = read_run_config(run)
+        if config_to_dict(stored) != config_to_dict(cfg):
+            raise UserError(
+                f"--resume: the config differs from {run.run_file}; resume with the run's own "
+                "config (omit --config/--set) or start a new --out"
+            )
+    else:
+        run.check_fresh()
+    latest = run.latest_checkpoint() if resume else None
+    torch.manual_seed(cfg.run.seed)
+    random.seed(cfg.run.seed)
+    np.random.seed(cfg.run.seed)
+    model = StepModel(cfg, weights=latest[1] if latest else None)  # validates everything
+    say = echo or (lambda _m: None)
+    if not resume:
+        meta = {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seed": cfg.run.seed,
+            "model_path": model.model_path,
+            "corpus_fingerprint": model.corpus_fingerprint,
+            "n_train_pairs": model.n_pairs,
+            "n_dev_sentences": model.dev.height,
+            "git": git_hash(Path(__file__).parent) or "unknown",
+            "versions": package_versions(),
+        }
+        run.create(run_toml(cfg, meta))
+    step = model.restore(latest[1]) if latest is not None else 0
+    flag = _StopFlag()
+    with EventWriter(run.events_file) as events, _signals(flag):
+        if resume:
+            events.write("resume", step=step, checkpoint=str(latest[1]) if latest else None)
+        else:
+            events.write("start", step=0, max_steps=cfg.optim.max_steps, n_pairs=model.n_pairs,
+                         device=model.device, trainable_params=model.trainable_params)  # fmt: skip
+            events.write("eval", step=0, **model.evaluate())
+        return _loop(cfg, run, model, events, step, flag, stop_after, say)
+
+
+def _loop(
+    cfg: TrainConfig,
+    run: RunDir,
+    model: StepModel,
+    events: EventWriter,
+    step: int,
+    flag: _StopFlag,
+    stop_after: int | None,
+    say: Callable[[str], None],
+) -> TrainResult:
+    """Optimiser steps until max_steps, a signal, `stop_after`, or a non-finite loss."""
+    o, r = cfg.optim, cfg.run
+    saved: Path | None = None
+    while step < o.max_steps:
+        stats = model.optimiser_step(step)
+        if stats["nonfinite"]:
+            events.write("nonfinite", step=step + 1, **stats["nonfinite"],
+                         message="loss or gradient is NaN/inf; stopped, last good checkpoint kept",
+                         checkpoint=_latest_str(run))  # fmt: skip
+            say(f"step {step + 1}: non-finite loss or gradient; stopped ({_latest_str(run)})")
+            return TrainResult("nonfinite", step, _latest_path(run))
+        step += 1
+        if step % r.log_every == 0 or step == o.max_steps:
+            events.write("step", step=step, **stats["event"])
+        if step % r.eval_every == 0 or step == o.max_steps:
+            ev = events.write("eval", step=step, **model.evaluate())
+            loss = stats["event"]["loss"]
+            say(f"step {step}: loss {loss:.4f}, dev recall@1 {ev['recall@1']['mean']:.3f}")
+        stop = flag.signal or (
+            "stop_after" if stop_after is not None and step >= stop_after else None
+        )
+        if step % r.checkpoint_every == 0 or step == o.max_steps or stop:
+            saved = run.save_checkpoint(step, model.saver(step), r.keep_last, {"seed": r.seed})
+            events.write("checkpoint", step=step, path=str(saved))
+        if stop:
+            status = "stopped" if stop == "stop_after" else "interrupted"
+            events.write(status, step=step, signal=flag.signal, checkpoint=str(saved))
+            say(f"{status} at step {step}; checkpoint {saved}")
+            return TrainResult(status, step, saved)
+    events.write("end", step=step, checkpoint=str(saved) if saved else _latest_str(run))
+    return TrainResult("finished", step, saved or _latest_path(run))
+
+
+def _latest_path(run: RunDir) -> Path | None:
+    latest = run.latest_checkpoint()
+    return latest[1] if latest else None
+
+
+def _latest_str(run: RunDir) -> str | None:
+    path = _latest_path(run)
+    return str(path) if path else None
