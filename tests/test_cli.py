@@ -104,6 +104,7 @@ ENGINE_MODULES = (
     "xrdiag.cli",
     "xrdiag.core.corpus",
     "xrdiag.core.encoder",
+    "xrdiag.core.packed_forward",
     "xrdiag.core.embedding",
     "xrdiag.core.embedded_model",
     "xrdiag.core.evaluate",

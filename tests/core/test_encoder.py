@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from xrdiag.core.encoder import Encoder, length_batches, model_fingerprint
+from xrdiag.core.encoder import Encoder, PackedForward, length_batches, model_fingerprint
 from xrdiag.errors import UserError
 
 SENTENCES = [
@@ -43,9 +43,12 @@ def hand_pooled(model_dir: Path, text: str, layer: int, pooling: str) -> np.ndar
     return (states.sum(dim=0) / states.shape[0]).numpy()
 
 
+@pytest.mark.parametrize("packed", [True, False])
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
-def test_pooling_equals_hand_computation(tiny_model_dir: Path, pooling: str) -> None:
-    enc = Encoder(str(tiny_model_dir), device="cpu", pooling=pooling, token_budget=256)
+def test_pooling_equals_hand_computation(tiny_model_dir: Path, pooling: str, packed: bool) -> None:
+    enc = Encoder(
+        str(tiny_model_dir), device="cpu", pooling=pooling, token_budget=256, packed=packed
+    )
     got = enc.encode(SENTENCES, layers="all")
     assert got.shape == (enc.num_layers, len(SENTENCES), enc.dim)
     for layer in range(enc.num_layers):
@@ -134,3 +137,66 @@ def test_model_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
         Encoder(str(tmp_path / "nope" / "model"), device="cpu")
     with pytest.raises(UserError, match="--pooling max"):
         Encoder(str(tiny_model_dir), pooling="max")
+
+
+def variant_model(tiny_model_dir: Path, out: Path, kind: str) -> Path:
+    """The tiny encoder's tokenizer with a fresh random model: XLM-R, or BERT with ReLU."""
+    from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
+
+    shutil.copytree(tiny_model_dir, out)
+    for weights in out.glob("*.safetensors"):
+        weights.unlink()
+    base = BertConfig.from_pretrained(tiny_model_dir).to_dict()
+    torch.manual_seed(1)
+    if kind == "xlm-roberta":
+        base.update(max_position_embeddings=130, type_vocab_size=1)
+        base.pop("model_type", None)
+        model = XLMRobertaModel(XLMRobertaConfig(**base))
+    else:
+        base.update(hidden_act="relu")
+        model = BertModel(BertConfig(**base))
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["xlm-roberta", "relu-bert"])
+def test_other_models_equal_hand_computation(
+    tiny_model_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    """XLM-R (positions offset by padding_idx + 1) runs packed; a ReLU BERT falls back."""
+    model_dir = variant_model(tiny_model_dir, tmp_path / kind, kind)
+    enc = Encoder(str(model_dir), device="cpu", token_budget=128)
+    assert (PackedForward.build(enc.model) is not None) == (kind == "xlm-roberta")
+    got = enc.encode(SENTENCES, layers="all")
+    for layer in range(enc.num_layers):
+        for i, text in enumerate(SENTENCES):
+            want = hand_pooled(model_dir, text, layer, "mean")
+            np.testing.assert_allclose(got[layer, i], want, atol=1e-5, rtol=1e-5)
+
+
+def test_packed_equals_stock_forward_in_any_row_order(encoder: Encoder) -> None:
+    """Rows of mixed, unsorted and repeated lengths in one packed batch (several equal runs)."""
+    texts = SENTENCES + SENTENCES[::-1] + SENTENCES[:3]
+    ids = encoder.tokenize(texts)
+    packed = PackedForward.build(encoder.model)
+    assert packed is not None
+    for pooling in ("mean", "cls"):
+        stock = Encoder(encoder.model_path, device="cpu", pooling=pooling, packed=False)
+        want = stock.encode(texts, layers="all")
+        with torch.inference_mode():
+            got = packed(ids, [0, 1, 2], pooling).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+    # A shallow request stops early and still matches.
+    with torch.inference_mode():
+        first = packed(ids, [1], "cls").numpy()
+    np.testing.assert_allclose(first[0], want[1], atol=1e-5, rtol=1e-5)
+
+
+def test_packed_skips_training_mode(encoder: Encoder) -> None:
+    """Dropout is live in training mode, so the packed forward (eval semantics) declines."""
+    encoder.model.train()
+    try:
+        assert PackedForward.build(encoder.model) is None
+    finally:
+        encoder.model.eval()
+    assert PackedForward.build(encoder.model) is not None
