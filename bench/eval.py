@@ -4,6 +4,7 @@ Goals (issue 3): the analyses, projection aside, add at most 20 % to the encodin
 rerun is at least 30x faster than a cold one.
 
     python bench/eval.py            # the whole bundled corpus (13 languages, 39,923 sentences)
+    python bench/eval.py --max-per-domain 100   # 13 languages, 7,644 sentences
     python bench/eval.py --quick    # 4 languages, 30 ids per domain
 """
 
@@ -20,6 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--layers", default="last")
+    parser.add_argument("--max-per-domain", type=int, default=None, help="cap ids per domain")
     parser.add_argument("--analyses", default="retrieval,cka,probe,geometry,projection")
     args = parser.parse_args()
 
@@ -34,7 +36,8 @@ def main() -> None:
             analyses=parse_analyses(args.analyses),
             layers=args.layers,
             device="cpu",
-            **({"langs": "en,fr,zh,ar", "max_per_domain": 30} if args.quick else {}),
+            max_per_domain=30 if args.quick else args.max_per_domain,
+            **({"langs": "en,fr,zh,ar"} if args.quick else {}),
         )
         runs = {}
         for label in ("cold", "warm"):
