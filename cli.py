@@ -308,16 +308,6 @@ _register_train()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
-    try:
-        cli.main(args=argv, prog_name="xrdiag", standalone_mode=False)
-    except UserError as exc:
-        click.echo(f"xrdiag: error: {exc}", err=True)
-        sys.exit(UserError.exit_code)
-    except click.exceptions.Abort:
-        click.echo("xrdiag: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    from xrdiag.entry import run_command
+
+    run_command(cli, argv, "xrdiag")

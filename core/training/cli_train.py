@@ -82,19 +82,9 @@ def train_command(
 
 def main(argv: list[str] | None = None) -> None:
     """Run `train_command` standalone with the CLI's handling of user errors (exit 2)."""
-    try:
-        train_command.main(args=argv, prog_name="xrdiag train", standalone_mode=False)
-    except UserError as exc:
-        click.echo(f"xrdiag: error: {exc}", err=True)
-        sys.exit(UserError.exit_code)
-    except click.exceptions.Abort:
-        click.echo("xrdiag: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    from xrdiag.entry import run_command
+
+    run_command(train_command, argv, "xrdiag train")
 
 
 if __name__ == "__main__":
