@@ -138,3 +138,14 @@ def test_reverse_needs_one_to_one_gold() -> None:
     x = exact_vectors(4, duplicates=0)
     with pytest.raises(ValueError, match="one-to-one"):
         pair_gold_ranks(x, x, np.array([0, 0, 1, 2]), reverse=True)
+
+
+@pytest.mark.parametrize("block_size", [150, 1000])
+def test_gold_ranks_of_blocks_large_enough_to_split_across_threads(block_size: int) -> None:
+    """Blocks of >= 128 rows count ranks on two threads; the halves must join in order."""
+    queries, docs = exact_vectors(300, seed=7), exact_vectors(320, seed=8)
+    docs[:50] = queries[:50]  # ties at the gold level
+    gold = random_gold(300, 320, seed=9)
+    full = queries.astype(np.float64) @ docs.T.astype(np.float64)
+    ref = np.array([pessimistic_rank(full[i], g) if g >= 0 else 0 for i, g in enumerate(gold)])
+    np.testing.assert_array_equal(gold_ranks(queries, docs, gold, block_size=block_size), ref)
