@@ -17,7 +17,6 @@ collapsed encoder (every vector equal) therefore scores recall@1 = 1/n, not 1.0.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,38 +27,6 @@ RankKey = tuple[Direction, str]
 def _f32(a: np.ndarray) -> np.ndarray:
     """C-contiguous float32 view or copy."""
     return np.ascontiguousarray(a, dtype=np.float32)
-
-
-# Rows per half above which the rank count runs on two threads (numpy's comparisons release
-# the GIL): the count is a memory pass numpy does on one thread, and on a 2-core machine it was
-# the difference between trailing faiss and matching it (bench/retrieval.py).
-_SPLIT_ROWS = 64
-
-
-def _rows_at_least(scores: np.ndarray, thresholds: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Per row of `scores`, how many entries are >= that row's threshold (pessimistic rank)."""
-
-    def count(lo: int, hi: int) -> np.ndarray:
-        np.greater_equal(scores[lo:hi], thresholds[lo:hi, None], out=mask[lo:hi])
-        return np.count_nonzero(mask[lo:hi], axis=1)
-
-    m = scores.shape[0]
-    if m < 2 * _SPLIT_ROWS:
-        return count(0, m)
-    half = m // 2
-    future = _executor().submit(count, half, m)
-    first = count(0, half)
-    return np.concatenate([first, future.result()])
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xrdiag-rank")
-    return _EXECUTOR
-
-
-_EXECUTOR: ThreadPoolExecutor | None = None
 
 
 def _blocks(n: int, block_size: int) -> Iterator[tuple[int, int]]:
@@ -224,7 +191,8 @@ def pair_gold_ranks(
                 raise ValueError(f"unknown scoring {scoring!r}")
             g = np.full(m, np.inf, dtype=np.float32)
             g[local] = scores[local, gcols]
-            forward[scoring][start:stop] = _rows_at_least(scores, g, mask)
+            np.greater_equal(scores, g[:, None], out=mask)
+            forward[scoring][start:stop] = np.count_nonzero(mask, axis=1)
             if reverse:
                 h = thresholds[scoring]
                 np.greater_equal(scores, h[None, :], out=mask)
