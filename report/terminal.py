@@ -93,7 +93,7 @@ def eval_summary(console: Any, outcome: Any, *, pivot: str | None) -> None:
             table.add_row(row[0], *("-" if v is None else f"{v:.3f}" for v in row[1:]))
         console.print(table)
     for metric, value in scalar_metrics(outcome.results).items():
-        console.print(f"{metric}: {value:.3f}")
+        console.print(f"{metric}: {value:.3g}")
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.timings.items())
     console.print(f"time: {steps}")
     console.print(f"written to {outcome.out_dir}/ (results.parquet, manifest.json)")
