@@ -22,27 +22,6 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr)
 
 
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr, fed by `(done, total)` callbacks."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=_console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xrdiag")
 @click.option(
@@ -142,8 +121,9 @@ def embed(
         prefix=prefix,
         token_budget=batch_size or DEFAULT_TOKEN_BUDGET,
     )
-    with _progress(f"embedding {len(data)} sentences") as progress:
-        emb = embed_corpus(encoder, data, layers, progress=progress)
+    label = f"embedding {len(data)} sentences"
+    with _step_progress() as progress:
+        emb = embed_corpus(encoder, data, layers, progress=lambda d, t: progress(label, d, t))
     if out is not None:
         save_embeddings(emb, out)
     top = max(emb.layers)

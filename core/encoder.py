@@ -160,7 +160,7 @@ class Encoder:
     def _load_config(self) -> Any:
         from transformers import AutoConfig
 
-        with _user_errors(self.model_name):
+        with model_load_errors(self.model_name):
             return AutoConfig.from_pretrained(self.model_path, trust_remote_code=False)
 
     def _load(self) -> None:
@@ -171,7 +171,7 @@ class Encoder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress bar is the one a user reads
-        with _user_errors(self.model_name):
+        with model_load_errors(self.model_name):
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, use_fast=True)
             model = AutoModel.from_pretrained(
                 self.model_path, use_safetensors=True, trust_remote_code=False
@@ -311,7 +311,7 @@ def _pad(rows: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor,
 
 
 @contextmanager
-def _user_errors(model_name: str) -> Iterator[None]:
+def model_load_errors(model_name: str) -> Iterator[None]:
     """A model that cannot be loaded (missing files, unknown hub id) is the user's error."""
     try:
         yield

@@ -25,8 +25,8 @@ import numpy as np
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.encoder import (
     MODEL_META_FILE,
-    _user_errors,
     default_prefix,
+    model_load_errors,
     resolve_model_path,
 )
 from xrdiag.core.training import dann, objectives, robust
@@ -99,7 +99,7 @@ class StepModel:
         self.model_path = resolve_model_path(cfg.model.name)
         hf_logging.disable_progress_bar()
         source = str(weights) if weights is not None else self.model_path
-        with _user_errors(cfg.model.name):
+        with model_load_errors(cfg.model.name):
             self.tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
             model = AutoModel.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
         self.prefix = default_prefix(self.model_path)
