@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from xrdiag.analyses.schema import empty_results
 from xrdiag.cache.store import ArrayStore, cache_key
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.embedding import Embeddings, embed_corpus, layer_key
@@ -40,7 +41,7 @@ Progress = Callable[[str, int, int | None], None]
 class EvalOptions:
     """Everything `xrdiag eval` takes besides the model, the corpus and the output directory."""
 
-    analyses: tuple[str, ...] = ("retrieval", "cka", "probe", "geometry", "projection")
+    analyses: tuple[str, ...] = ANALYSES
     layers: str = "last"
     langs: str | None = None
     domains: str | None = None
@@ -145,7 +146,7 @@ def run_eval(
     results = (
         pl.concat(frames).with_columns(pl.lit(checkpoint).alias("checkpoint"))
         if frames
-        else _empty_results()
+        else empty_results()
     )
     timings["total"] = round(time.perf_counter() - started, 3)
     manifest = _manifest(model, checkpoint, encoder, emb, corpus.source, layers, options, timings)
@@ -267,7 +268,7 @@ def _analysis(name: str, emb: Embeddings, options: EvalOptions, pivot: str | Non
         if meta["domain"].n_unique() > 1:
             frames.append(probe_results(layers, meta, target="domain", **common))
             frames.append(pad_results(layers, meta, **common))
-        return pl.concat(frames) if frames else _empty_results()
+        return pl.concat(frames) if frames else empty_results()
     if name == "geometry":
         from xrdiag.analyses.geometry import geometry_results
 
@@ -306,12 +307,6 @@ def _projection(
             )
         )
     return pl.concat(frames)
-
-
-def _empty_results() -> pl.DataFrame:
-    from xrdiag.analyses.schema import empty_results
-
-    return empty_results()
 
 
 def _manifest(
