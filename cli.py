@@ -22,7 +22,7 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="xrdiag")
 @click.option(
     "--cache-dir",
@@ -30,10 +30,26 @@ def _console(stderr: bool = False) -> Any:
     default=None,
     help="Cache directory (default: XRDIAG_CACHE_DIR or the platform cache).",
 )
-def cli(cache_dir: Path | None) -> None:
-    """Cross-lingual alignment and robustness diagnostics for multilingual encoders."""
+@click.option(
+    "--runs",
+    "runs_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where the dashboard looks for runs, studies and evaluations.",
+)
+@click.pass_context
+def cli(ctx: click.Context, cache_dir: Path | None, runs_dir: Path) -> None:
+    """Cross-lingual alignment and robustness diagnostics for multilingual encoders.
+
+    With no command, opens the dashboard on --runs (the same as `xrdiag ui`).
+    """
     if cache_dir is not None:
         os.environ["XRDIAG_CACHE_DIR"] = str(cache_dir)
+    if ctx.invoked_subcommand is None:
+        from xrdiag.tui.app import run_app
+
+        run_app(runs_dir)
 
 
 # --------------------------------------------------------------------------- corpus
@@ -276,14 +292,15 @@ def cache_clear() -> None:
     click.echo(f"removed {removed} entries from {store.root}")
 
 
-def _register_train() -> None:
-    """`xrdiag train` lives with the training engine; its module imports nothing heavy."""
+def _register_commands() -> None:
+    """Commands that live beside their engine (train, study, report, ui); none imports heavily."""
     from xrdiag.core.training.cli_train import train_command
 
     cli.add_command(train_command, name="train")
+    # (more commands are registered here as they land)
 
 
-_register_train()
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

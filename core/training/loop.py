@@ -12,6 +12,7 @@ and return; a non-finite loss or gradient stops the run without writing a checkp
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import threading
@@ -151,10 +152,12 @@ def train(
     flag = _StopFlag()
     with EventWriter(run.events_file) as events, _signals(flag):
         if resume:
-            events.write("resume", step=step, checkpoint=str(latest[1]) if latest else None)
+            events.write("resume", step=step, checkpoint=str(latest[1]) if latest else None,
+                         **_process())  # fmt: skip
         else:
             events.write("start", step=0, max_steps=cfg.optim.max_steps, n_pairs=model.n_pairs,
-                         device=model.device, trainable_params=model.trainable_params)  # fmt: skip
+                         device=model.device, trainable_params=model.trainable_params,
+                         **_process())  # fmt: skip
             events.write("eval", step=0, **model.evaluate())
         return _loop(cfg, run, model, events, step, flag, stop_after, say)
 
@@ -200,6 +203,13 @@ def _loop(
             return TrainResult(status, step, saved)
     events.write("end", step=step, checkpoint=str(saved) if saved else _latest_str(run))
     return TrainResult("finished", step, saved or _latest_path(run))
+
+
+def _process() -> dict[str, Any]:
+    """Who writes this run: a viewer tells "running" from "crashed" by probing this pid."""
+    import socket
+
+    return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
 def _latest_path(run: RunDir) -> Path | None:
