@@ -1,0 +1,1 @@
+"""The Textual dashboard: browses runs, live training, diagnostics, comparisons and studies."""
