@@ -23,14 +23,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from xrdiag.analyses.perturb import DEFAULT_KINDS, check_rate, parse_noise_kinds
 from xrdiag.analyses.schema import empty_results
 from xrdiag.cache.store import ArrayStore, cache_key
-from xrdiag.core.corpus import load_corpus
+from xrdiag.core.corpus import Corpus, load_corpus
 from xrdiag.core.embedding import Embeddings, embed_corpus, layer_key
 from xrdiag.core.encoder import DEFAULT_TOKEN_BUDGET, Encoder
 from xrdiag.errors import UserError
 
 ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")
+# Run only when asked for by name or by `all` (robustness encodes the corpus once per noise).
+OPTIONAL_ANALYSES = ("robustness",)
+ALL_ANALYSES = ANALYSES + OPTIONAL_ANALYSES
 PACKAGES = ("xrdiag", "torch", "transformers", "numpy", "polars", "scikit-learn", "umap-learn")
 
 # A step reports (name, done, total); total None means "running, size unknown".
@@ -60,6 +64,19 @@ class EvalOptions:
     max_length: int = 512
     device: str = "auto"
     token_budget: int = DEFAULT_TOKEN_BUDGET
+    # Robustness to input noise (analyses/perturb.py): kinds, the per-unit rate, their seed.
+    noise_kinds: tuple[str, ...] = DEFAULT_KINDS
+    noise_rate: float = 0.1
+    noise_seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Validate the noise options (a comma string of kinds is accepted, as from the CLI)."""
+        self.noise_kinds = parse_noise_kinds(self.noise_kinds)
+        self.noise_rate = check_rate(self.noise_rate)
+        if isinstance(self.noise_seed, bool) or not isinstance(self.noise_seed, int):
+            raise UserError(f"--noise-seed {self.noise_seed!r}: expected a non-negative integer")
+        if self.noise_seed < 0:
+            raise UserError(f"--noise-seed {self.noise_seed}: expected a non-negative integer")
 
 
 @dataclass
@@ -73,15 +90,15 @@ class EvalOutcome:
 
 
 def parse_analyses(text: str) -> tuple[str, ...]:
-    """`retrieval,cka` -> validated tuple; `all` means every analysis."""
+    """`retrieval,cka` -> validated tuple; `all` means every analysis, robustness included."""
     if text.strip() == "all":
-        return ANALYSES
+        return ALL_ANALYSES
     names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
-    unknown = [n for n in names if n not in ANALYSES]
+    unknown = [n for n in names if n not in ALL_ANALYSES]
     if unknown or not names:
         raise UserError(
             f"--analyses {text}: unknown {', '.join(unknown) or 'empty list'}; "
-            f"expected a comma list of {', '.join(ANALYSES)} (or all)"
+            f"expected a comma list of {', '.join(ALL_ANALYSES)} (or all)"
         )
     return names
 
@@ -138,6 +155,8 @@ def run_eval(
         with _timed(timings, name):
             if name == "projection":
                 projection = _projection(emb, encoder, store, options)
+            elif name == "robustness":
+                frames.append(_robustness(encoder, corpus, emb, store, options, pivot, report))
             else:
                 frames.append(
                     _cached_analysis(name, emb, encoder, store, options, pivot, from_cache)
@@ -274,6 +293,33 @@ def _analysis(name: str, emb: Embeddings, options: EvalOptions, pivot: str | Non
 
         return geometry_results(layers, meta, seed=options.seed)
     raise AssertionError(f"unknown analysis {name}")  # parse_analyses rejects it first
+
+
+def _robustness(
+    encoder: Encoder,
+    corpus: Corpus,
+    emb: Embeddings,
+    store: ArrayStore,
+    options: EvalOptions,
+    pivot: str | None,
+    report: Progress,
+) -> pl.DataFrame:
+    """Recall@1 under query noise (core/robustness.py); perturbed embeddings are cached."""
+    from xrdiag.core.robustness import noise_robustness
+
+    return noise_robustness(
+        encoder,
+        corpus,
+        emb,
+        kinds=options.noise_kinds,
+        rate=options.noise_rate,
+        noise_seed=options.noise_seed,
+        pivot=pivot,
+        bootstrap=options.bootstrap,
+        seed=options.seed,
+        store=store,
+        progress=report,
+    )
 
 
 def _projection(
