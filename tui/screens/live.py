@@ -1,0 +1,293 @@
+"""The Live run screen: training curves beside the alignment as it evolves, tailed from events.
+
+`events.jsonl` is tailed with `EventTail` every half second; the curves are redrawn at most
+three times a second and only when new events arrived, so a fast run does not flood the
+terminal. Left: loss and its components, lambda with the discriminator accuracy, learning rate,
+samples/s. Right: dev recall@1 (overall and seen/unseen, per language or per domain: `v`),
+cross-language CKA and probe accuracy, and the newest checkpoint's retrieval heatmap when its
+diagnostics exist. `x` stops the run (SIGINT: it checkpoints and exits).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Header, Input, Label, RichLog, Static
+
+from xrdiag.core.events import EVENTS_FILE, EventTail
+from xrdiag.errors import UserError
+from xrdiag.tui.messages import OpenDiagnostics
+from xrdiag.tui.run_series import RunSeries
+from xrdiag.tui.runs_index import (
+    REMOTE_FRESH_S,
+    TERMINAL,
+    format_elapsed,
+    method_label,
+    pid_alive,
+    read_toml,
+)
+from xrdiag.tui.widgets.curves import Curves
+
+POLL_S = 0.5
+REDRAW_S = 0.33
+RECALL_VIEWS = ("summary", "per language", "per domain")
+LOSS_SKIP = {"lambda", "lr", "grad_norm", "samples_per_s", "step_time", "disc_acc",
+             "in_batch_acc"}  # fmt: skip
+
+
+def live_status(series: RunSeries, now: float) -> str:
+    """finished / interrupted / failed from the last event; else running while the pid lives."""
+    if series.last_kind in TERMINAL:
+        return TERMINAL[str(series.last_kind)]
+    if series.events == 0:
+        return "pending"
+    if series.host not in (None, socket.gethostname()):
+        fresh = series.last_time is not None and now - series.last_time < REMOTE_FRESH_S
+        return "running" if fresh else "failed"
+    return "running" if pid_alive(series.pid) else "failed"
+
+
+class LiveScreen(Screen[None]):
+    """One training run, updating as its events arrive."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("x", "stop", "Stop run"),
+        Binding("d", "diagnostics", "Diagnostics"),
+        Binding("v", "recall_view", "Recall view"),
+        Binding("l", "toggle_log", "Log pane"),
+    ]
+
+    def __init__(self, run_dir: Path, now: Callable[[], float] | None = None) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.now = now or time.time
+        self.series = RunSeries()
+        self.tail = EventTail(run_dir / EVENTS_FILE)
+        self.dirty = True
+        self.recall_view = 0
+        self.method = "-"
+        self.read_error: str | None = None
+        self.heatmap_step: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="live-head")
+        with Horizontal(id="live-body"):
+            with Vertical(id="live-train"):
+                yield Curves("loss and components", id="curve-loss")
+                with Horizontal(id="live-small"):
+                    yield Curves("λ · disc acc", id="curve-lambda")
+                    yield Curves("learning rate", id="curve-lr")
+                    yield Curves("samples/s", id="curve-speed")
+            with Vertical(id="live-align"):
+                yield Curves("dev recall@1", ylim=(0.0, 1.0), id="curve-recall")
+                yield Curves("CKA and probe accuracy", ylim=(0.0, 1.0), id="curve-cka")
+                yield Vertical(Static("", id="heatmap-title"), id="live-heatmap")
+        yield RichLog(id="live-log", max_lines=500, wrap=False, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "xrdiag · live run"
+        self.sub_title = str(self.run_dir)
+        self.method = method_label(read_toml(self.run_dir / "run.toml"))
+        self.poll()
+        self.redraw()
+        self.set_interval(POLL_S, self.poll)
+        self.set_interval(REDRAW_S, self.redraw)
+        self.load_heatmap()
+
+    # -- data ------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Read whatever complete events were appended since the last poll."""
+        try:
+            events = self.tail.poll()
+        except UserError as exc:  # a corrupt complete line: say so, keep the good ones
+            self.read_error = str(exc)
+            events = self._poll_tolerant()
+        if events:
+            self.series.add(events)
+            self.dirty = True
+            if any(e.get("kind") == "checkpoint" for e in events) or self.series.finished:
+                self.load_heatmap()
+
+    def _poll_tolerant(self) -> list[dict[str, Any]]:
+        """The complete lines after the tail's offset that parse, skipping those that do not."""
+        import json
+
+        try:
+            with self.tail.path.open("rb") as fh:
+                fh.seek(self.tail.offset)
+                data = fh.read()
+        except OSError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        events = []
+        for raw in complete.split(b"\n"):
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        self.tail.offset += len(complete)
+        return events
+
+    def redraw(self) -> None:
+        """Push the series into the widgets, if anything changed since the last redraw."""
+        self._update_head()
+        if not self.dirty:
+            return
+        self.dirty = False
+        s = self.series
+        train = s.train
+        losses = ["loss"] + [
+            k for k in train if k not in LOSS_SKIP and k != "loss" and not k.startswith("disc_")
+        ]
+        self.query_one("#curve-loss", Curves).set_series(s.lines(train, losses))
+        self.query_one("#curve-lambda", Curves).set_series(s.lines(train, ["lambda", "disc_acc"]))
+        self.query_one("#curve-lr", Curves).set_series(s.lines(train, ["lr"]))
+        self.query_one("#curve-speed", Curves).set_series(s.lines(train, ["samples_per_s"]))
+        view = RECALL_VIEWS[self.recall_view]
+        group = {"summary": s.recall, "per language": s.recall_lang}.get(view, s.recall_domain)
+        recall = self.query_one("#curve-recall", Curves)
+        recall.title = f"dev recall@1 · {view} (v)"
+        recall.set_series(s.lines(group))
+        cka = self.query_one("#curve-cka", Curves)
+        chance = [
+            f"{name} {s.alignment[f'{name} chance'].values[-1]:.2f}"
+            for name in ("lang", "domain")
+            if f"{name} chance" in s.alignment
+            and s.alignment[f"{name} chance"].values[-1] is not None
+        ]
+        cka.title = "CKA and probe accuracy" + (f" (chance: {', '.join(chance)})" if chance else "")
+        cka.set_series(s.lines(s.alignment, ["cka", "lang probe", "domain probe"]))
+        log = self.query_one("#live-log", RichLog)
+        for line in s.drain_log():
+            log.write(line)
+
+    def _update_head(self) -> None:
+        s, now = self.series, self.now()
+        status = live_status(s, now)
+        step = f"step {s.step}" + (f"/{s.max_steps}" if s.max_steps else "")
+        eta = s.eta() if status == "running" else None
+        parts = [self.run_dir.name, self.method, status, step]
+        if eta is not None:
+            parts.append(f"ETA {format_elapsed(eta)}")
+        if s.pid is not None:
+            parts.append(f"pid {s.pid}")
+        parts.append(f"{s.events} events")
+        if self.read_error:
+            parts.append(f"skipped a bad line: {self.read_error}")
+        self.query_one("#live-head", Static).update(" · ".join(parts))
+
+    @work(thread=True, exclusive=True, group="heatmap")
+    def load_heatmap(self) -> None:
+        """The newest checkpoint's retrieval heatmap, from RUN/diagnostics/step-N/."""
+        diag = self.run_dir / "diagnostics"
+        found = sorted(p for p in diag.glob("step-*") if (p / "results.parquet").is_file())
+        if not found or found[-1].name == self.heatmap_step:
+            if not found:
+                self.app.call_from_thread(self._show_no_heatmap)
+            return
+        try:
+            import polars as pl
+
+            from xrdiag.tui.widgets import result_table as rt
+
+            results = pl.read_parquet(found[-1] / "results.parquet")
+            layer = max(rt.layers(results, "retrieval"))
+            target = rt.default_target(rt.languages(results)) or "en"
+            matrix = rt.retrieval_by_domain(results, "recall@1|cos|none", layer, target)
+        except Exception as exc:  # noqa: BLE001 - no heatmap is not worth a crash
+            self.app.call_from_thread(self._show_no_heatmap, f"heatmap unavailable: {exc}")
+            return
+        self.app.call_from_thread(self._show_heatmap, found[-1].name, matrix, target, layer)
+
+    def _show_no_heatmap(self, text: str | None = None) -> None:
+        self.query_one("#heatmap-title", Static).update(
+            text or "no checkpoint diagnostics yet · d opens Diagnostics (computes them)"
+        )
+
+    def _show_heatmap(self, step: str, matrix: Any, target: str, layer: int) -> None:
+        from xrdiag.tui.widgets.heatmap import Heatmap
+
+        self.heatmap_step = step
+        box = self.query_one("#live-heatmap", Vertical)
+        for old in box.query(Heatmap):
+            old.remove()
+        title = f"{step}: recall@1 into {target} (cos, layer {layer}) · language × domain"
+        self.query_one("#heatmap-title", Static).update(title)
+        heatmap = Heatmap(id="live-heatmap-table")
+        box.mount(heatmap)
+        heatmap.show(matrix)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        self.app.stop_run(self.run_dir)  # type: ignore[attr-defined]
+
+    def action_diagnostics(self) -> None:
+        self.post_message(OpenDiagnostics(self.run_dir))
+
+    def action_recall_view(self) -> None:
+        self.recall_view = (self.recall_view + 1) % len(RECALL_VIEWS)
+        self.dirty = True
+        self.redraw()
+
+    def action_toggle_log(self) -> None:
+        log = self.query_one("#live-log", RichLog)
+        log.display = not log.display
+
+    def export_target(self) -> list[Path]:
+        return [self.run_dir]
+
+
+class NewRunScreen(ModalScreen[tuple[str, str] | None]):
+    """Ask for a config file and a run name; answers (config, name) or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="new-run-box"):
+            yield Label("Start a training run: xrdiag train --config CONFIG --out RUNS/NAME")
+            yield Input(placeholder="config file (TOML)", id="new-run-config")
+            yield Input(
+                placeholder="run name (a new directory under the runs dir)", id="new-run-name"
+            )
+            with Horizontal(id="new-run-buttons"):
+                yield Button("Start", variant="primary", id="new-run-start")
+                yield Button("Cancel", id="new-run-cancel")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "new-run-config":
+            self.query_one("#new-run-name", Input).focus()
+        else:
+            self._answer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "new-run-start":
+            self._answer()
+        else:
+            self.dismiss(None)
+
+    def _answer(self) -> None:
+        config = self.query_one("#new-run-config", Input).value.strip()
+        name = self.query_one("#new-run-name", Input).value.strip()
+        if not config or not name or "/" in name:
+            self.notify("Give a config file and a plain run name.", severity="warning")
+            return
+        self.dismiss((config, name))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
