@@ -1,0 +1,413 @@
+"""The Diagnostics screen: every view of one checkpoint's eval directory.
+
+Retrieval language x domain heatmap (metric, scoring, correction, layer, target language), CKA
+language x language with the layer-wise curve, probe accuracy by layer against chance, the 2-D
+projection coloured by language or domain, and geometry. When the diagnostics are missing or
+older than the checkpoint, `run_eval` runs in a thread worker with a progress bar, so keys keep
+working while it computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    ProgressBar,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.worker import Worker, WorkerState
+from textual_plotext import PlotextPlot
+
+from xrdiag.errors import UserError
+from xrdiag.tui.screens.diagnostics_source import (
+    DiagnosticsSource,
+    has_weights,
+    resolve_target,
+    run_corpus,
+    stale_reason,
+)
+from xrdiag.tui.widgets import result_table as rt
+from xrdiag.tui.widgets.heatmap import Heatmap, describe
+from xrdiag.tui.widgets.scatter import ProjectionScatter, plot_lines
+
+GEOMETRY_SCALARS = ("isotropy_partition_ratio", "mean_random_cosine")
+TABS = ("retrieval", "cka", "probes", "projection", "geometry")
+
+
+def cycle(options: Sequence[Any], current: Any, step: int = 1) -> Any:
+    if not options:
+        return current
+    if current not in options:
+        return options[0]
+    return options[(list(options).index(current) + step) % len(options)]
+
+
+@dataclass
+class ViewState:
+    """What the views currently show; every key press moves one of these along its options."""
+
+    base: str = "recall@1"
+    scoring: str = "cos"
+    correction: str = "none"
+    layer: int | None = None
+    target: str | None = None
+    cka_domain: str = rt.ALL
+    ret_view: str = "domain"
+    color_by: str = "lang"
+
+    @property
+    def metric(self) -> str:
+        return rt.retrieval_metric(self.base, self.scoring, self.correction)
+
+
+class DiagnosticsScreen(Screen):
+    """Diagnostics of one checkpoint or evaluation (issue 7, screen 3)."""
+
+    BINDINGS = [
+        Binding("escape", "back", "back"),
+        Binding("m", "cycle('base')", "metric"),
+        Binding("s", "cycle('scoring')", "scoring"),
+        Binding("c", "cycle('correction')", "correction"),
+        Binding("l", "cycle('layer')", "layer"),
+        Binding("t", "cycle('target')", "target"),
+        Binding("d", "cycle('cka_domain')", "domain"),
+        Binding("v", "cycle('ret_view')", "lang x domain/lang"),
+        Binding("k", "cycle('color_by')", "colour by"),
+        Binding("e", "evaluate", "re-evaluate"),
+        *(Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)),
+    ]
+
+    DEFAULT_CSS = """
+    DiagnosticsScreen #diag-title { height: 1; padding: 0 1; text-style: bold; }
+    DiagnosticsScreen TabbedContent, DiagnosticsScreen TabPane { height: 1fr; }
+    DiagnosticsScreen #diag-progress { height: 1; display: none; padding: 0 1; }
+    DiagnosticsScreen #diag-progress.running { display: block; }
+    DiagnosticsScreen #diag-status { width: 1fr; padding: 0 1; }
+    DiagnosticsScreen .controls { height: 1; color: $text-muted; }
+    DiagnosticsScreen .detail { height: 1; }
+    DiagnosticsScreen #cka-curve, DiagnosticsScreen #probe-plot { height: 12; }
+    DiagnosticsScreen #probe-table, DiagnosticsScreen #geo-table { height: auto; }
+    """
+
+    def __init__(
+        self,
+        target: Path,
+        *,
+        eval_options: Any | None = None,
+        corpus: str | None = None,
+        auto_eval: bool = True,
+    ) -> None:
+        super().__init__()
+        self.target = Path(target)
+        self.message = ""
+        try:
+            self.source = resolve_target(self.target)
+        except UserError as exc:  # shown on the screen instead of ending the app
+            self.source = DiagnosticsSource(self.target.name, self.target)
+            self.message = str(exc)
+        self.eval_options = eval_options
+        self.corpus = corpus if corpus is not None else run_corpus(self.source.run_dir)
+        self.auto_eval = auto_eval
+        self.results = pl.DataFrame()
+        self.projection = pl.DataFrame()
+        self.state = ViewState()
+        self.evaluating = False
+
+    # -- layout ---------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"Diagnostics · {self.source.label}", id="diag-title")
+        with Horizontal(id="diag-progress"):
+            yield ProgressBar(id="diag-bar", show_eta=False)
+            yield Static("", id="diag-status")
+        with TabbedContent(initial="retrieval", id="diag-tabs"):
+            with TabPane("Retrieval", id="retrieval"):
+                yield Static("", id="ret-controls", classes="controls", markup=False)
+                yield Heatmap(id="ret-heat")
+                yield Static("", id="ret-detail", classes="detail")
+            with TabPane("CKA", id="cka"):
+                yield Static("", id="cka-controls", classes="controls", markup=False)
+                yield Heatmap(id="cka-heat")
+                yield Static("", id="cka-detail", classes="detail")
+                yield PlotextPlot(id="cka-curve")
+            with TabPane("Probes", id="probes"):
+                yield PlotextPlot(id="probe-plot")
+                yield DataTable(id="probe-table", cursor_type="row")
+            with TabPane("Projection", id="projection"):
+                yield ProjectionScatter(id="proj-plot")
+            with TabPane("Geometry", id="geometry"):
+                yield Static("", id="geo-controls", classes="controls", markup=False)
+                yield DataTable(id="geo-table", cursor_type="row")
+                yield Heatmap(id="geo-heat", fmt="{:.3f}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+        reason = stale_reason(self.source)
+        if reason is not None and self.auto_eval:
+            self.start_eval(reason)
+
+    # -- data -----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Read the eval dir (if any) and redraw every view."""
+        results = self.source.eval_dir / "results.parquet"
+        projection = self.source.eval_dir / "projection.parquet"
+        self.results = pl.read_parquet(results) if results.is_file() else pl.DataFrame()
+        self.projection = pl.read_parquet(projection) if projection.is_file() else pl.DataFrame()
+        if self.results.height:
+            self._init_state()
+        self.redraw()
+
+    def _init_state(self) -> None:
+        layers = rt.layers(self.results)
+        if self.state.layer not in layers:
+            self.state.layer = layers[-1]
+        langs = rt.languages(self.results.filter(pl.col("analysis") == "retrieval"))
+        if self.state.target not in langs and self.state.target != rt.MEAN:
+            self.state.target = rt.MEAN
+
+    def _options(self, name: str) -> list[Any]:
+        res = self.results
+        if name == "color_by":
+            return ["lang", "domain"]
+        if name == "ret_view":
+            return ["domain", "lang"]
+        if not res.height:
+            return []
+        metrics = res.filter(pl.col("analysis") == "retrieval")["metric"].unique().to_list()
+        parts = [m.split("|") for m in metrics if m.count("|") == 2]
+        if name == "base":
+            return [b for b in rt.BASES if any(p[0] == b for p in parts)]
+        if name == "scoring":
+            return [s for s in rt.SCORINGS if any(p[1] == s for p in parts)]
+        if name == "correction":
+            return [c for c in rt.CORRECTIONS if any(p[2] == c for p in parts)]
+        if name == "layer":
+            return rt.layers(res)
+        if name == "target":
+            return [rt.MEAN, *rt.languages(res.filter(pl.col("analysis") == "retrieval"))]
+        if name == "cka_domain":
+            return rt.plain_domains(res, "cka")
+        return []
+
+    # -- actions --------------------------------------------------------------------------
+    def action_cycle(self, name: str) -> None:
+        setattr(self.state, name, cycle(self._options(name), getattr(self.state, name)))
+        self.redraw()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    def action_evaluate(self) -> None:
+        if self.source.checkpoint is None or not has_weights(self.source.checkpoint):
+            self.notify("nothing to evaluate: no checkpoint weights behind these diagnostics")
+            return
+        self.start_eval("requested")
+
+    # -- background evaluation --------------------------------------------------------------
+    def start_eval(self, reason: str) -> None:
+        """Run `run_eval` on the checkpoint in a thread; the screen stays interactive."""
+        if self.evaluating:
+            return
+        self.evaluating = True
+        self.query_one("#diag-progress").add_class("running")
+        self.query_one("#diag-status", Static).update(f"evaluating ({reason})…")
+        self._eval_worker()
+
+    @work(thread=True, exclusive=True, group="diagnostics-eval", exit_on_error=False)
+    def _eval_worker(self) -> None:
+        from xrdiag.core.evaluate import EvalOptions, run_eval
+
+        options = self.eval_options or EvalOptions(layers="all")
+        assert self.source.checkpoint is not None
+
+        def progress(name: str, done: int, total: int | None) -> None:
+            self.app.call_from_thread(self._progress, name, done, total)
+
+        run_eval(str(self.source.checkpoint), self.corpus, self.source.eval_dir, options, progress)
+
+    def _progress(self, name: str, done: int, total: int | None) -> None:
+        bar = self.query_one("#diag-bar", ProgressBar)
+        bar.update(total=total, progress=done)
+        count = f" {done}/{total}" if total else ""
+        self.query_one("#diag-status", Static).update(f"evaluating: {name}{count}")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "diagnostics-eval":
+            return
+        if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        self.evaluating = False
+        self.query_one("#diag-progress").remove_class("running")
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.message = f"evaluation failed: {error}"
+            self.notify(self.message, severity="error", timeout=10)
+        self.load()
+
+    # -- drawing --------------------------------------------------------------------------
+    def redraw(self) -> None:
+        if not self.results.height:
+            note = self.message or ("evaluating…" if self.evaluating else self._missing_note())
+            for widget_id in ("#ret-controls", "#cka-controls", "#geo-controls"):
+                self.query_one(widget_id, Static).update(note)
+            return
+        self._draw_retrieval()
+        self._draw_cka()
+        self._draw_probes()
+        self._draw_projection()
+        self._draw_geometry()
+
+    def _missing_note(self) -> str:
+        ckpt = self.source.checkpoint
+        if ckpt is not None and not has_weights(ckpt):
+            return (
+                f"no diagnostics for {ckpt.name} yet, and the checkpoint has no weights to evaluate"
+            )
+        return "no diagnostics in this directory"
+
+    def _draw_retrieval(self) -> None:
+        s = self.state
+        head = f"[m] {s.base}  [s] {s.scoring}  [c] {s.correction}  [l] layer {s.layer}  "
+        if s.ret_view == "lang":
+            self.query_one("#ret-controls", Static).update(
+                head + f"[d] domain {s.cka_domain}   rows: query, columns: target language  [v]"
+            )
+            matrix = rt.lang_by_lang(
+                self.results, "retrieval", s.metric, s.layer or 0, s.cka_domain
+            )
+        else:
+            self.query_one("#ret-controls", Static).update(
+                head + f"[t] into {s.target}   rows: query language, columns: domain  [v]"
+            )
+            matrix = rt.retrieval_by_domain(
+                self.results, s.metric, s.layer or 0, s.target or rt.MEAN
+            )
+        self.query_one("#ret-heat", Heatmap).show(matrix, lo=0.0, hi=1.0, corner=s.metric)
+
+    def _draw_cka(self) -> None:
+        s = self.state
+        matrix = rt.lang_by_lang(
+            self.results, "cka", "linear_cka", s.layer or 0, s.cka_domain, symmetric=True
+        )
+        hub = s.target if s.target in matrix.rows else rt.default_target(matrix.rows)
+        self.query_one("#cka-controls", Static).update(
+            f"linear CKA  [l] layer {s.layer}  [d] domain {s.cka_domain}  [t] curve against {hub}"
+        )
+        self.query_one("#cka-heat", Heatmap).show(matrix, corner=f"layer {s.layer}")
+        lines = [
+            (lang, rt.pair_series(self.results, "linear_cka", lang, hub or "", s.cka_domain))
+            for lang in matrix.rows
+            if lang != hub
+        ]
+        plot_lines(
+            self.query_one("#cka-curve", PlotextPlot),
+            lines,
+            f"CKA with {hub} by layer ({s.cka_domain})",
+        )
+
+    def _draw_probes(self) -> None:
+        res = self.results.filter(pl.col("analysis") == "probe")
+        lines = [
+            (name, rt.series(res, name, domain=rt.ALL))
+            for name in (
+                "lang_probe_acc",
+                "lang_probe_chance",
+                "domain_probe_acc",
+                "domain_probe_chance",
+            )
+        ]
+        plot_lines(
+            self.query_one("#probe-plot", PlotextPlot),
+            lines,
+            "probe accuracy by layer (chance: what a constant guess scores)",
+            ylim=(0.0, 1.0),
+        )
+        table = self.query_one("#probe-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("layer", "probe", "accuracy", "95% interval", "chance", "n")
+        for task in ("lang", "domain"):
+            chance = dict(rt.series(res, f"{task}_probe_chance", domain=rt.ALL))
+            frame = res.filter(pl.col("metric") == f"{task}_probe_acc").sort("layer")
+            for rec in frame.iter_rows(named=True):
+                ci = (
+                    f"[{rec['ci_low']:.3f}, {rec['ci_high']:.3f}]"
+                    if rec["ci_low"] is not None
+                    else ""
+                )
+                ch = chance.get(rec["layer"])
+                table.add_row(
+                    str(rec["layer"]),
+                    task,
+                    f"{rec['value']:.3f}",
+                    ci,
+                    "" if ch is None else f"{ch:.3f}",
+                    str(rec["n"]),
+                )
+
+    def _draw_projection(self) -> None:
+        plot = self.query_one("#proj-plot", ProjectionScatter)
+        if not self.projection.height:
+            plot.plt.clear_data()
+            plot.plt.title("no projection.parquet in this directory")
+            plot.refresh()
+            return
+        layers = self.projection["layer"].unique().to_list() if "layer" in self.projection else []
+        layer = (
+            self.state.layer if self.state.layer in layers else (max(layers) if layers else None)
+        )
+        plot.show(self.projection, self.state.color_by, layer)
+
+    def _draw_geometry(self) -> None:
+        s = self.state
+        self.query_one("#geo-controls", Static).update(
+            f"geometry by layer (domain all); grid: centroid cosine distance at layer {s.layer}"
+        )
+        table = self.query_one("#geo-table", DataTable)
+        table.clear(columns=True)
+        frame = rt.scalar_rows(
+            self.results.filter(pl.col("analysis") == "geometry"), GEOMETRY_SCALARS
+        )
+        table.add_columns(*frame.columns)
+        for row in frame.iter_rows():
+            table.add_row(str(row[0]), *(_fmt(v) for v in row[1:]))
+        matrix = rt.lang_by_lang(
+            self.results, "geometry", "centroid_cosine_distance", s.layer or 0, symmetric=True
+        )
+        self.query_one("#geo-heat", Heatmap).show(matrix, corner="centroid cos dist")
+
+    @on(Heatmap.CellHighlighted)
+    def _cell(self, event: Heatmap.CellHighlighted) -> None:
+        heat = event.data_table
+        if not isinstance(heat, Heatmap) or heat.id not in ("ret-heat", "cka-heat"):
+            return
+        found = heat.cell_at(event.coordinate.row, event.coordinate.column)
+        detail = "#ret-detail" if heat.id == "ret-heat" else "#cka-detail"
+        text = describe(*found) if found else ""
+        self.query_one(detail, Static).update(text)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
