@@ -46,6 +46,7 @@ from xrdiag.tui.widgets.scatter import ProjectionScatter, plot_lines
 
 GEOMETRY_SCALARS = ("isotropy_partition_ratio", "mean_random_cosine")
 TABS = ("retrieval", "cka", "probes", "projection", "geometry")
+DEFAULT_CAP = 100
 
 
 def cycle(options: Sequence[Any], current: Any, step: int = 1) -> Any:
@@ -236,7 +237,9 @@ class DiagnosticsScreen(Screen):
     def _eval_worker(self) -> None:
         from xrdiag.core.evaluate import EvalOptions, run_eval
 
-        options = self.eval_options or EvalOptions(layers="all")
+        # A seeded cap of 100 ids per domain (as in the demo): the whole bundled corpus would
+        # take ~10 minutes on a CPU, while 100 per domain keeps the bootstrap intervals useful.
+        options = self.eval_options or EvalOptions(layers="all", max_per_domain=DEFAULT_CAP)
         assert self.source.checkpoint is not None
 
         def progress(name: str, done: int, total: int | None) -> None:
