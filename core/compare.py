@@ -1,0 +1,273 @@
+"""Side-by-side comparison of checkpoints: every metric cell, its values and the delta B - A.
+
+`compare` puts evaluations on the same corpus rows next to each other. A cell is a key of the
+long results schema (analysis, metric, layer, src_lang, tgt_lang, domain); the first input is
+the reference A. A delta is called significant when the two bootstrap intervals do not overlap
+(a conservative test: non-overlapping 95% intervals imply p < 0.05, the converse does not hold;
+Schenker & Gentleman 2001, "On judging the significance of differences by examining the
+overlap between confidence intervals"). Cells without an interval are never significant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from xrdiag.core.discover import classify
+from xrdiag.errors import UserError
+
+KEY_COLUMNS = ("analysis", "metric", "layer", "src_lang", "tgt_lang", "domain")
+COMPARE_COLUMNS = (
+    *KEY_COLUMNS,
+    "a",
+    "b",
+    "value_a",
+    "value_b",
+    "delta",
+    "ci_low_a",
+    "ci_high_a",
+    "ci_low_b",
+    "ci_high_b",
+    "significant",
+    "exceeds",
+)
+_SIDE = ("value", "ci_low", "ci_high")
+
+Progress = Callable[[str, int, int | None], None]
+
+
+def compare_results(
+    frames: Sequence[pl.DataFrame],
+    labels: Sequence[str],
+    threshold: float = 0.01,
+    diff_only: bool = False,
+) -> pl.DataFrame:
+    """One row per (metric cell, other label): values, delta = b - a, significance, `exceeds`.
+
+    Cells present on one side only keep a null value and delta on the other and are neither
+    significant nor exceeding. `diff_only` keeps the rows whose |delta| > threshold.
+    """
+    if len(frames) != len(labels) or len(frames) < 2:
+        raise ValueError("compare_results needs at least two frames and one label per frame")
+    ref = _side(frames[0], "a")
+    parts = []
+    for frame, label in zip(frames[1:], labels[1:], strict=True):
+        joined = ref.join(_side(frame, "b"), on=list(KEY_COLUMNS), how="full", coalesce=True,
+                          nulls_equal=True)  # fmt: skip
+        joined = joined.sort(list(KEY_COLUMNS), nulls_last=True, maintain_order=True)
+        parts.append(joined.with_columns(pl.lit(labels[0]).alias("a"), pl.lit(label).alias("b")))
+    out = pl.concat(parts).with_columns((pl.col("value_b") - pl.col("value_a")).alias("delta"))
+    apart = (pl.col("ci_high_a") < pl.col("ci_low_b")) | (pl.col("ci_high_b") < pl.col("ci_low_a"))
+    out = out.with_columns(
+        apart.fill_null(False).alias("significant"),
+        (pl.col("delta").abs() > threshold).fill_null(False).alias("exceeds"),
+    ).select(COMPARE_COLUMNS)
+    return out.filter(pl.col("exceeds")) if diff_only else out
+
+
+def _side(frame: pl.DataFrame, suffix: str) -> pl.DataFrame:
+    """Key columns plus value and interval renamed for one side; a cell must occur once."""
+    part = frame.select(*KEY_COLUMNS, *_SIDE)
+    dup = part.select(KEY_COLUMNS).is_duplicated()
+    if dup.any():
+        first = part.filter(dup).row(0, named=True)
+        raise ValueError(f"results hold a metric cell twice (several checkpoints?): {first}")
+    return part.rename({c: f"{c}_{suffix}" for c in _SIDE})
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _read_manifest(eval_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((eval_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{eval_dir / 'manifest.json'}: unreadable ({exc})") from None
+
+
+def resolve_eval_dir(path: Path) -> tuple[Path, str, str | None]:
+    """The eval dir behind an input, a label for it, and a note (or None).
+
+    An eval dir is itself; a run dir is its newest checkpoint's diagnostics; a checkpoint dir
+    (`RUN/checkpoints/step-N`) is `RUN/diagnostics/step-N`.
+    """
+    from xrdiag.core.runs import RunDir
+
+    path = Path(path)
+    kind = classify(path)
+    if kind == "eval":
+        return path, path.name, None
+    if kind == "run":
+        diag = sorted(p for p in (path / "diagnostics").glob("step-*") if classify(p) == "eval")
+        if not diag:
+            raise UserError(f"{path}: run has no diagnostics yet (expected diagnostics/step-N/)")
+        note = None
+        latest = RunDir(path).latest_checkpoint()
+        if latest is not None and latest[1].name != diag[-1].name:
+            note = f"{path.name}: newest checkpoint {latest[1].name} has no diagnostics yet; "
+            note += f"using {diag[-1].name}"
+        return diag[-1], f"{_run_label(path)}@{diag[-1].name}", note
+    if kind == "study":
+        raise UserError(f"{path}: a study; compare its cells (e.g. {path}/cells/<variant>/seed-0)")
+    if path.parent.name == "checkpoints" and path.name.startswith("step-"):
+        found = path.parent.parent / "diagnostics" / path.name
+        if classify(found) == "eval":
+            return found, f"{_run_label(path.parent.parent)}@{path.name}", None
+        raise UserError(f"{path}: checkpoint has no diagnostics (expected {found})")
+    raise UserError(
+        f"{path}: not an eval dir (manifest.json + results.parquet), a run dir (run.toml) "
+        "or a checkpoint dir"
+    )
+
+
+def _run_label(run: Path) -> str:
+    """`variant/seed-s` for a study cell, else the run directory's name."""
+    return f"{run.parent.name}/{run.name}" if run.parent.parent.name == "cells" else run.name
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return out
+
+
+def _rows(eval_dir: Path) -> pl.DataFrame:
+    path = eval_dir / "rows.parquet"
+    if not path.is_file():
+        raise UserError(f"{path}: missing; compare needs the corpus rows each side used")
+    return pl.read_parquet(path)
+
+
+def load_comparable(
+    paths: Sequence[Path],
+    reevaluate: bool = True,
+    work_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[pl.DataFrame], list[str], list[str]]:
+    """Results of each input on the same corpus rows, their labels, and notes for the user.
+
+    Rows are compared as (id, lang) sets from rows.parquet. When they differ, each side is
+    re-evaluated on the shared rows with its manifest's model and options (`reevaluate`), or
+    the call refuses: with one line when no row is shared or a model is not available.
+    """
+    resolved = [resolve_eval_dir(Path(p)) for p in paths]
+    notes = [note for _, _, note in resolved if note]
+    labels = _unique([label for _, label, _ in resolved])
+    dirs = [d for d, _, _ in resolved]
+    keys = [_rows(d).select("id", "lang") for d in dirs]
+    sets = [set(k.iter_rows()) for k in keys]
+    frames = [pl.read_parquet(d / "results.parquet") for d in dirs]
+    if all(s == sets[0] for s in sets[1:]):
+        return frames, labels, notes
+    shared = set.intersection(*sets)
+    sizes = ", ".join(f"{label} {len(s)}" for label, s in zip(labels, sets, strict=True))
+    if not shared:
+        raise UserError(f"inputs share no corpus row (id, lang): {sizes} rows; nothing to compare")
+    notes.append(
+        f"inputs were evaluated on different rows ({sizes}); comparing the {len(shared)} shared"
+    )
+    if not reevaluate:
+        raise UserError(f"inputs were evaluated on different rows ({sizes}); re-run on the same")
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="xrdiag-compare-"))
+    frames = [_reevaluate(d, shared, work / f"side-{i}", progress) for i, d in enumerate(dirs)]
+    notes.append(f"each side re-evaluated on the shared rows under {work}")
+    return frames, labels, notes
+
+
+def _reevaluate(
+    eval_dir: Path, shared: set[tuple[str, str]], out: Path, progress: Progress | None
+) -> pl.DataFrame:
+    """run_eval of an eval dir's model and options on the shared rows only."""
+    from xrdiag.core.corpus import load_corpus
+    from xrdiag.core.evaluate import EvalOptions, run_eval
+
+    manifest = _read_manifest(eval_dir)
+    model = (manifest.get("model") or {}).get("path") or (manifest.get("model") or {}).get("name")
+    if not model or not (model == "default" or Path(model).exists()):
+        raise UserError(
+            f"{eval_dir}: rows differ from the other side and its model {model!r} is not "
+            "available to re-evaluate on the shared rows"
+        )
+    rows = _rows(eval_dir)
+    wanted = pl.DataFrame(sorted(shared), schema=["id", "lang"], orient="row")
+    rows = rows.join(wanted, on=["id", "lang"], how="semi")
+    if "text" not in rows.columns:
+        source = (manifest.get("corpus") or {}).get("source", "default")
+        texts = load_corpus(source).frame.select("id", "lang", "text")
+        rows = rows.join(texts, on=["id", "lang"], how="left")
+        if rows["text"].null_count():
+            raise UserError(f"{eval_dir}: corpus {source!r} lacks texts of rows it was run on")
+    out.mkdir(parents=True, exist_ok=True)
+    corpus_file = out / "shared-rows.parquet"
+    rows.select("id", "lang", "domain", "split", "text").write_parquet(corpus_file)
+    known = EvalOptions.__dataclass_fields__
+    opts = {k: v for k, v in (manifest.get("options") or {}).items() if k in known}
+    for tuple_field in ("analyses", "ks"):
+        if tuple_field in opts:
+            opts[tuple_field] = tuple(opts[tuple_field])
+    opts.update(langs=None, domains=None, max_per_domain=None)
+    try:
+        outcome = run_eval(
+            str(model), str(corpus_file), out / "eval", EvalOptions(**opts), progress
+        )
+    except UserError as exc:
+        raise UserError(
+            f"{eval_dir}: re-evaluating on the {rows.height} shared rows: {exc}"
+        ) from None
+    return outcome.results
+
+
+# --------------------------------------------------------------------------- --fail-if
+
+_RULE = re.compile(
+    r"^\s*([A-Za-z0-9_@.|:+-]+?)\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
+_OPS: dict[str, Callable[[pl.Expr, float], pl.Expr]] = {
+    "<": lambda e, x: e < x,
+    "<=": lambda e, x: e <= x,
+    ">": lambda e, x: e > x,
+    ">=": lambda e, x: e >= x,
+    "==": lambda e, x: e == x,
+    "!=": lambda e, x: e != x,
+}
+
+
+@dataclass(frozen=True)
+class FailRule:
+    """`METRIC OP NUMBER` applied to deltas; METRIC matches a metric or its first `|` part."""
+
+    metric: str
+    op: str
+    bound: float
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+
+def parse_fail_if(text: str) -> FailRule:
+    """Parse `recall@1 < -0.02` with a regular expression (no eval): metric, operator, number."""
+    match = _RULE.match(text)
+    if match is None:
+        raise UserError(
+            f"--fail-if {text!r}: expected METRIC OP NUMBER, e.g. 'recall@1 < -0.02' "
+            "(OP one of < <= > >= == !=)"
+        )
+    return FailRule(match.group(1), match.group(2), float(match.group(3)))
+
+
+def failing_cells(comparison: pl.DataFrame, rule: FailRule) -> pl.DataFrame:
+    """Rows of a comparison whose metric matches the rule and whose delta satisfies it."""
+    metric = pl.col("metric")
+    matches = (metric == rule.metric) | (metric.str.split("|").list.first() == rule.metric)
+    trips = _OPS[rule.op](pl.col("delta"), rule.bound)
+    return comparison.filter(matches & trips.fill_null(False))

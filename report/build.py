@@ -1,0 +1,395 @@
+"""`xrdiag report`: read eval, run and study directories and write report.json, tables, md, html.
+
+Inputs are read as they are on disk: a run that is still training is reported as what exists so
+far (its events and the diagnostics written up to now) and the report says so. Every view is a
+rendering of the same loaded `Source` objects, so the formats never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from xrdiag.core.discover import classify
+from xrdiag.errors import UserError
+from xrdiag.report import tables
+
+FORMATS = ("md", "html", "json", "csv", "parquet")
+Progress = Callable[[str, int, int | None], None]
+_LIFECYCLE = ("start", "resume", "end", "interrupted", "stopped", "nonfinite")
+
+
+@dataclass
+class Source:
+    """One input as loaded: its results (long schema) and what its kind adds."""
+
+    path: Path
+    kind: str  # eval | run | study
+    label: str
+    results: pl.DataFrame
+    manifest: dict[str, Any] | None = None
+    projection: pl.DataFrame | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] | None = None  # run.toml or study.toml
+    status: str | None = None
+    finished: bool = True
+    notes: list[str] = field(default_factory=list)
+    figures: pl.DataFrame | None = None
+    comparison: pl.DataFrame | None = None
+
+    def headline_results(self) -> pl.DataFrame:
+        """The results the pivots show: a run's newest diagnostics; a study's base model."""
+        if self.kind == "run" and self.results.height:
+            return self.results.filter(pl.col("checkpoint") == self.results["checkpoint"].max())
+        if self.kind == "study" and "variant" in self.results.columns:
+            return self.results.filter(pl.col("variant") == "base")
+        return self.results
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: unreadable JSON ({exc})") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path}: unreadable TOML ({exc})") from None
+
+
+def _parquet(path: Path) -> pl.DataFrame | None:
+    return pl.read_parquet(path) if path.is_file() else None
+
+
+def load_eval(path: Path, label: str | None = None) -> Source:
+    """An eval dir: results.parquet, manifest.json, projection.parquet if written."""
+    results = pl.read_parquet(path / "results.parquet")
+    return Source(
+        path=path,
+        kind="eval",
+        label=label or path.name,
+        results=results,
+        manifest=_read_json(path / "manifest.json"),
+        projection=_parquet(path / "projection.parquet"),
+    )
+
+
+def run_status(events: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+    """(human status, finished?) from the last lifecycle event of a run's stream."""
+    life = [e for e in events if e.get("kind") in _LIFECYCLE]
+    steps = [e["step"] for e in events if e.get("kind") == "step" and "step" in e]
+    starts = [e for e in events if e.get("kind") == "start"]
+    total = starts[-1].get("max_steps") if starts else None
+    where = f"step {steps[-1] if steps else 0}" + (f" of {total}" if total else "")
+    if not life:
+        return f"no lifecycle events yet ({where})", False
+    kind = life[-1]["kind"]
+    if kind == "end":
+        return f"finished ({where})", True
+    if kind in ("interrupted", "stopped"):
+        return f"{kind} at {where}; resumable with xrdiag train --resume", False
+    if kind == "nonfinite":
+        return f"stopped on a non-finite loss at {where}", False
+    return f"{_liveness(life[-1])}: no end event yet ({where})", False
+
+
+def _liveness(event: dict[str, Any]) -> str:
+    """Whether the process of a start/resume event still runs: only knowable on its host."""
+    import os
+    import socket
+
+    pid, host = event.get("pid"), event.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return f"still training on {host} or crashed" if host else "still training or crashed"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"crashed (process {pid} is gone)"
+    except PermissionError:
+        pass
+    return f"still training (process {pid})"
+
+
+def load_run(path: Path) -> Source:
+    """A run dir: run.toml, events.jsonl, and every diagnostics/step-N eval dir so far."""
+    from xrdiag.core.events import EVENTS_FILE, read_events
+
+    events = read_events(path / EVENTS_FILE) if (path / EVENTS_FILE).is_file() else []
+    status, finished = run_status(events)
+    diags = sorted(p for p in (path / "diagnostics").glob("step-*") if classify(p) == "eval")
+    frames = [
+        pl.read_parquet(d / "results.parquet").with_columns(pl.lit(d.name).alias("checkpoint"))
+        for d in diags
+    ]
+    results = pl.concat(frames) if frames else _empty()
+    src = Source(
+        path=path,
+        kind="run",
+        label=path.name,
+        results=results,
+        events=events,
+        config=_read_toml(path / "run.toml"),
+        status=status,
+        finished=finished,
+    )
+    if diags:
+        src.manifest = _read_json(diags[-1] / "manifest.json")
+        src.projection = _parquet(diags[-1] / "projection.parquet")
+    else:
+        src.notes.append("no diagnostics written yet: training curves only")
+    if not finished:
+        src.notes.append(f"this run has not finished ({status}); reported as it is so far")
+    return src
+
+
+def load_study(path: Path) -> Source:
+    """A study dir: study.toml, summary/figures/comparison parquet, the base model's eval."""
+    config = _read_toml(path / "study.toml")
+    summary = _parquet(path / "summary.parquet")
+    cells = sorted(p for p in (path / "cells").glob("*/seed-*") if p.is_dir())
+    done = [c for c in cells if (c / "DONE").is_file()]
+    src = Source(path=path, kind="study", label=path.name, config=config,
+                 results=summary if summary is not None else _empty(),
+                 figures=_parquet(path / "figures.parquet"),
+                 comparison=_parquet(path / "comparison.parquet"))  # fmt: skip
+    src.finished = summary is not None and len(done) == len(cells)
+    src.status = f"{len(done)} of {len(cells)} cells done"
+    if not src.finished:
+        src.notes.append(f"this study is not complete ({src.status}); reported as it is so far")
+    if (path / "base" / "projection.parquet").is_file():
+        src.projection = pl.read_parquet(path / "base" / "projection.parquet")
+    if (path / "base" / "manifest.json").is_file():
+        src.manifest = _read_json(path / "base" / "manifest.json")
+    return src
+
+
+def _empty() -> pl.DataFrame:
+    from xrdiag.analyses.schema import empty_results
+
+    return empty_results()
+
+
+def check_inputs(paths: Sequence[Path]) -> list[str]:
+    """The kind of each input; anything not an eval, run or study dir is a one-line user error."""
+    if not paths:
+        raise UserError("report: expected at least one input directory")
+    kinds = []
+    for path in paths:
+        kind = classify(Path(path))
+        if kind is None:
+            raise UserError(
+                f"{path}: not an eval dir (manifest.json + results.parquet), a run dir "
+                "(run.toml) or a study dir (study.toml)"
+            )
+        kinds.append(kind)
+    return kinds
+
+
+def load_source(path: Path) -> Source:
+    """Read an eval, run or study dir; anything else is a one-line user error."""
+    kind = check_inputs([path])[0]
+    loaders = {"eval": load_eval, "run": load_run, "study": load_study}
+    return loaders[kind](Path(path))
+
+
+# --------------------------------------------------------------------------- pivots
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+def pivots(src: Source) -> dict[str, pl.DataFrame]:
+    """Every wide table of one source, by file stem (the md and html show the same tables)."""
+    out: dict[str, pl.DataFrame] = {}
+    groups: dict[str, pl.DataFrame] = {"": src.headline_results()}
+    if src.kind == "study" and "variant" in src.results.columns:
+        groups = {
+            f"{v}": tables.seed_mean(src.results.filter(pl.col("variant") == v))
+            for v in src.results["variant"].unique(maintain_order=True).to_list()
+        }
+    for name, res in groups.items():
+        tag = f"__{_slug(name)}" if name else ""
+        out[f"recall_lang_domain{tag}"] = tables.recall_lang_domain(res)
+        for layer in tables.cka_layers(res):
+            out[f"cka_lang_lang_layer{layer}{tag}"] = tables.cka_lang_lang(res, layer)
+        out[f"probe_by_layer{tag}"] = tables.probe_by_layer(res)
+        out[f"cka_by_layer{tag}"] = tables.cka_by_layer(res)
+    if src.events:
+        out["training_steps"] = tables.step_table(src.events)
+        out["training_evals"] = tables.eval_table(src.events)
+    if src.figures is not None:
+        out["variants"] = tables.variant_table(src.figures, src.comparison)
+    return {k: v for k, v in out.items() if v.height}
+
+
+def combined_results(sources: Sequence[Source]) -> pl.DataFrame:
+    """Every source's rows with `source`, `variant` (String) and `seed` (Int64) columns."""
+    frames = []
+    for src in sources:
+        frame = src.results
+        for col, dtype in (("variant", pl.String), ("seed", pl.Int64)):
+            if col not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, dtype).alias(col))
+        frames.append(
+            frame.with_columns(pl.lit(src.label).alias("source"), pl.col("seed").cast(pl.Int64))
+        )
+    return pl.concat(frames, how="diagonal_relaxed") if frames else _empty()
+
+
+def input_record(src: Source) -> dict[str, Any]:
+    """What report.json says of an input: kind, status, fingerprints, seeds, versions."""
+    man = src.manifest or {}
+    meta = (src.config or {}).get("meta", {})
+    seeds = sorted({s for s in [man.get("seed"), meta.get("seed")] if s is not None})
+    if src.kind == "study":
+        seeds = sorted(set((src.config or {}).get("study", {}).get("seeds", seeds)))
+    return {
+        "path": str(src.path),
+        "kind": src.kind,
+        "label": src.label,
+        "status": src.status,
+        "finished": src.finished,
+        "notes": src.notes,
+        "model_fingerprint": (man.get("model") or {}).get("fingerprint"),
+        "corpus_fingerprint": (man.get("corpus") or {}).get("fingerprint")
+        or meta.get("corpus_fingerprint"),
+        "rows_sha256": (man.get("rows") or {}).get("sha256_of_id_lang"),
+        "seeds": seeds,
+        "versions": man.get("versions") or meta.get("versions"),
+        "git": meta.get("git"),
+        "device": (man.get("options") or {}).get("device"),
+        "checkpoints": src.results["checkpoint"].unique(maintain_order=True).to_list(),
+    }
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_report(
+    inputs: Sequence[Path],
+    out_dir: Path,
+    formats: Sequence[str] = FORMATS,
+    progress: Progress | None = None,
+    comparison: pl.DataFrame | None = None,
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Load the inputs and write each requested format; returns {format: path written}.
+
+    `comparison` (a `compare_results` frame) adds the side-by-side section; `notes` are shown
+    at the top of the md and html (e.g. "compared on the shared rows only").
+    """
+    report: Progress = progress or (lambda name, done, total: None)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise UserError(f"--format {','.join(formats)}: expected a comma list of {FORMATS}")
+    check_inputs(inputs)
+    sources = []
+    for k, path in enumerate(inputs):
+        report("reading inputs", k, len(inputs))
+        sources.append(load_source(Path(path)))
+    report("reading inputs", len(inputs), len(inputs))
+    _unique_labels(sources)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    notes = [*notes, *(f"{s.label}: {n}" for s in sources for n in s.notes)]
+    bundle = Bundle(sources, {s.label: pivots(s) for s in sources}, combined_results(sources),
+                    comparison, notes, out_dir)  # fmt: skip
+    steps = [f for f in FORMATS if f in formats]
+    for k, fmt in enumerate(steps):
+        report(f"writing {fmt}", k, len(steps))
+        written[fmt] = _WRITERS[fmt](bundle)
+    report("writing done", len(steps), len(steps))
+    return written
+
+
+def _unique_labels(sources: list[Source]) -> None:
+    seen: dict[str, int] = {}
+    for src in sources:
+        seen[src.label] = seen.get(src.label, 0) + 1
+        if seen[src.label] > 1:
+            src.label = f"{src.label}#{seen[src.label]}"
+
+
+@dataclass
+class Bundle:
+    """Everything a writer renders: the sources, their pivots, all rows, a comparison, notes."""
+
+    sources: list[Source]
+    pivots: dict[str, dict[str, pl.DataFrame]]
+    results: pl.DataFrame
+    comparison: pl.DataFrame | None
+    notes: list[str]
+    out_dir: Path
+
+
+def _write_tables(b: Bundle, ext: str) -> Path:
+    folder = b.out_dir / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = {"results": b.results}
+    if b.comparison is not None:
+        frames["comparison"] = b.comparison
+    multi = len(b.sources) > 1
+    for label, piv in b.pivots.items():
+        for name, frame in piv.items():
+            frames[f"{name}__{_slug(label)}" if multi else name] = frame
+    for name, frame in frames.items():
+        target = folder / f"{name}.{ext}"
+        if ext == "parquet":
+            frame.write_parquet(target)
+        else:
+            frame.write_csv(target)
+    return folder / f"results.{ext}"
+
+
+def _write_json(b: Bundle) -> Path:
+    from xrdiag.report.record import build_record, write_record
+
+    inputs = [input_record(s) for s in b.sources]
+    devices = sorted({str(i["device"]) for i in inputs if i["device"]})
+    extra: dict[str, pl.DataFrame] = {}
+    for src in b.sources:  # a study's figures and tests, a run's curves: records too
+        for name, frame in (("figures", src.figures), ("study_comparison", src.comparison)):
+            if frame is not None:
+                extra[f"{name}:{src.label}"] = frame
+        for name in ("training_steps", "training_evals"):
+            if name in b.pivots.get(src.label, {}):
+                extra[f"{name}:{src.label}"] = b.pivots[src.label][name]
+    record = build_record(inputs, b.results, b.comparison, extra, device=",".join(devices) or None)
+    record["notes"] = b.notes
+    return write_record(record, b.out_dir / "report.json")
+
+
+def _write_md(b: Bundle) -> Path:
+    from xrdiag.report.markdown import render_markdown
+
+    path = b.out_dir / "report.md"
+    path.write_text(render_markdown(b), encoding="utf-8")
+    return path
+
+
+def _write_html(b: Bundle) -> Path:
+    from xrdiag.report.html import render_html
+
+    path = b.out_dir / "report.html"
+    path.write_text(render_html(b), encoding="utf-8")
+    return path
+
+
+_WRITERS: dict[str, Callable[[Bundle], Path]] = {
+    "json": _write_json,
+    "csv": lambda b: _write_tables(b, "csv"),
+    "parquet": lambda b: _write_tables(b, "parquet"),
+    "md": _write_md,
+    "html": _write_html,
+}

@@ -1,0 +1,234 @@
+"""report.md: the headline findings first, then every pivot as a GitHub-flavoured Markdown table.
+
+The findings are read off the pivots (best and worst language, hardest domain, probe accuracy
+against chance, a run's progress, a study's significant differences); nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from xrdiag.report import tables
+
+if TYPE_CHECKING:
+    from xrdiag.report.build import Bundle, Source
+
+MAX_MD_ROWS = 60  # longer tables (a run's steps, a comparison) are cut, pointing to tables/
+
+
+def cell(value: Any, digits: int = 3) -> str:
+    """A table cell: numbers rounded, missing as `-`, pipes escaped."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(frame: pl.DataFrame, digits: int = 3, max_rows: int = MAX_MD_ROWS) -> str:
+    """A frame as a Markdown table (header, separator, one line per row)."""
+    cols = frame.columns
+    lines = [
+        "| " + " | ".join(cell(c) for c in cols) + " |",
+        "| " + " | ".join("---" if frame.schema[c] == pl.String else "---:" for c in cols) + " |",
+    ]
+    for row in frame.head(max_rows).iter_rows():
+        lines.append("| " + " | ".join(cell(v, digits) for v in row) + " |")
+    text = "\n".join(lines) + "\n"
+    if frame.height > max_rows:
+        text += f"\n_{frame.height - max_rows} more rows in tables/._\n"
+    return text
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _mean_col(frame: pl.DataFrame, col: str) -> float | None:
+    return frame[col].mean() if col in frame.columns else None  # type: ignore[return-value]
+
+
+def result_findings(results: pl.DataFrame, who: str) -> list[str]:
+    """Headline lines of one set of results: recall, languages, domains, probes, CKA."""
+    out = []
+    grid = tables.recall_lang_domain(results)
+    if grid.height:
+        domains = [c for c in grid.columns if c not in ("lang", tables.ALL)]
+        col = tables.ALL if tables.ALL in grid.columns else None
+        per_lang = grid.select(
+            "lang", (pl.col(col) if col else pl.mean_horizontal(domains)).alias("v")
+        )
+        per_lang = per_lang.sort("v")
+        scope = "all domains pooled" if col else "mean over domains"
+        out.append(
+            f"{who}: recall@1 ({tables.primary_metric(results)}, {scope}) averages "
+            f"{per_lang['v'].mean():.3f}; best query language {per_lang['lang'][-1]} "
+            f"({per_lang['v'][-1]:.3f}), worst {per_lang['lang'][0]} ({per_lang['v'][0]:.3f})"
+        )
+        if domains:
+            means = sorted((grid[d].mean(), d) for d in domains)
+            out.append(
+                f"{who}: hardest domain {means[0][1]} (recall@1 {means[0][0]:.3f}), easiest "
+                f"{means[-1][1]} ({means[-1][0]:.3f}); domain gap {means[-1][0] - means[0][0]:.3f}"
+            )
+    probes = tables.probe_by_layer(results)
+    if probes.height:
+        last = probes.row(-1, named=True)
+        parts = []
+        for metric in tables.PROBE_METRICS:
+            if metric in last:
+                chance = results.filter(pl.col("metric") == metric.replace("_acc", "_chance"))
+                ref = f" (chance {chance['value'][0]:.3f})" if chance.height else ""
+                parts.append(f"{metric} {last[metric]:.3f}{ref}")
+        out.append(f"{who}: at layer {last['layer']}, " + ", ".join(parts))
+    cka = tables.cka_by_layer(results)
+    if cka.height:
+        last = cka.row(-1, named=True)
+        out.append(
+            f"{who}: mean cross-language linear CKA {last['mean_cka']:.3f} at layer "
+            f"{last['layer']} ({last['pairs']} language pairs)"
+        )
+    return out
+
+
+def findings(src: Source) -> list[str]:
+    """Headline lines of one source, by kind."""
+    out: list[str] = []
+    if src.kind == "run":
+        out.append(f"{src.label}: run {src.status}")
+        steps = tables.step_table(src.events)
+        if steps.height and "loss" in steps.columns:
+            out.append(
+                f"{src.label}: loss {steps['loss'][0]:.4f} at step {steps['step'][0]} -> "
+                f"{steps['loss'][-1]:.4f} at step {steps['step'][-1]}"
+            )
+        evals = tables.eval_table(src.events)
+        if evals.height and "recall@1_mean" in evals.columns:
+            out.append(
+                f"{src.label}: dev recall@1 {evals['recall@1_mean'][0]:.3f} at step "
+                f"{evals['step'][0]} -> {evals['recall@1_mean'][-1]:.3f} at step "
+                f"{evals['step'][-1]}"
+            )
+    if src.kind == "study":
+        out.append(f"{src.label}: study, {src.status}")
+        out += _study_findings(src)
+    head = src.headline_results()
+    if head.height:
+        who = src.label if src.kind != "study" else f"{src.label} (base model)"
+        if src.kind == "run":
+            who = f"{src.label}@{head['checkpoint'][0]}"
+        out += result_findings(head, who)
+    return out
+
+
+def _study_findings(src: Source) -> list[str]:
+    out = []
+    cmp = src.comparison
+    if cmp is not None and cmp.height:
+        sig = cmp.filter(pl.col("significant"))
+        out.append(
+            f"{src.label}: {sig.height} of {cmp.height} variant-vs-baseline figures differ "
+            "significantly (adjusted p)"
+        )
+        for row in sig.sort("p_adjusted").head(8).iter_rows(named=True):
+            out.append(
+                f"{src.label}: {row['variant']} vs {row['baseline']}, {row['figure']} "
+                f"({row['lang']}/{row['domain']}): {row['delta']:+.4f} "
+                f"[{cell(row['ci_low'], 4)}, {cell(row['ci_high'], 4)}], "
+                f"p_adj {row['p_adjusted']:.3g}"
+            )
+    if src.figures is not None and src.figures.height:
+        overall = tables.headline_variants(src.figures)
+        if "recall@1" in overall.columns:
+            best = overall.sort("recall@1", descending=True, nulls_last=True).row(0, named=True)
+            out.append(
+                f"{src.label}: highest overall recall@1: {best['variant']} ({best['recall@1']:.3f})"
+            )
+    return out
+
+
+def comparison_summary(comparison: pl.DataFrame) -> pl.DataFrame:
+    """Per compared label and metric: cells, cells over the threshold, significant, mean delta."""
+    return (
+        comparison.group_by("a", "b", "analysis", "metric", maintain_order=True)
+        .agg(
+            pl.len().alias("cells"),
+            pl.col("exceeds").sum().alias("exceeding"),
+            pl.col("significant").sum().alias("significant"),
+            pl.col("delta").mean().alias("mean_delta"),
+            pl.col("delta").min().alias("min_delta"),
+            pl.col("delta").max().alias("max_delta"),
+        )
+        .sort("b", "analysis", "metric", maintain_order=True)
+    )
+
+
+def top_changes(comparison: pl.DataFrame, n: int = 25) -> pl.DataFrame:
+    """The cells with the largest |delta|."""
+    cols = ["b", "analysis", "metric", "layer", "src_lang", "tgt_lang", "domain",
+            "value_a", "value_b", "delta", "significant"]  # fmt: skip
+    return (
+        comparison.filter(pl.col("delta").is_not_null())
+        .sort(pl.col("delta").abs(), descending=True)
+        .head(n)
+        .select(cols)
+    )
+
+
+# --------------------------------------------------------------------------- document
+
+TITLES = {
+    "recall_lang_domain": "Recall@1 by query language x domain (mean over target languages)",
+    "cka_lang_lang_layer": "Linear CKA, language x language, layer ",
+    "probe_by_layer": "Probe accuracy by layer",
+    "cka_by_layer": "Mean cross-language linear CKA by layer",
+    "training_steps": "Training steps",
+    "training_evals": "Training evaluations (dev subset)",
+    "variants": "Study variants: figures with CI and vs the baseline",
+}
+
+
+def title_of(name: str) -> str:
+    """Human title of a pivot's file stem (`cka_lang_lang_layer2__base`)."""
+    base, _, group = name.partition("__")
+    for key, title in TITLES.items():
+        if base.startswith(key):
+            text = title + base[len(key) :] if key.endswith("layer") else title
+            return text + (f" ({group})" if group else "")
+    return name
+
+
+def render_markdown(bundle: Bundle) -> str:
+    """The whole report.md."""
+    parts = ["# xrdiag report\n"]
+    parts.append(
+        "Inputs: " + ", ".join(f"`{s.label}` ({s.kind}, {s.path})" for s in bundle.sources) + "\n"
+    )
+    for note in bundle.notes:
+        parts.append(f"> **Note:** {note}\n")
+    parts.append("## Headline findings\n")
+    lines = [f"- {line}" for src in bundle.sources for line in findings(src)]
+    if bundle.comparison is not None and bundle.comparison.height:
+        c = bundle.comparison
+        lines.append(
+            f"- comparison: {c.height} cells, {int(c['exceeds'].sum())} beyond the threshold, "
+            f"{int(c['significant'].sum())} with non-overlapping bootstrap intervals"
+        )
+    parts.append("\n".join(lines or ["- no results yet"]) + "\n")
+    if bundle.comparison is not None:
+        parts.append("## Comparison (delta = B - A)\n")
+        parts.append(md_table(comparison_summary(bundle.comparison), 4))
+        parts.append("\n### Largest changes\n")
+        parts.append(md_table(top_changes(bundle.comparison), 4))
+    for src in bundle.sources:
+        parts.append(f"## {src.label} ({src.kind})\n")
+        if src.status:
+            parts.append(f"Status: {src.status}\n")
+        for name, frame in bundle.pivots.get(src.label, {}).items():
+            parts.append(f"### {title_of(name)}\n")
+            parts.append(md_table(frame))
+    return "\n".join(parts)

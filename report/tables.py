@@ -1,0 +1,214 @@
+"""Wide pivots of the long results that people actually read; they pick and average, never compute.
+
+Every table here is a reshaping of rows the engine wrote: recall@1 by query language x domain,
+CKA language x language per layer, probe accuracy and mean cross-language CKA by layer, the
+training curves of a run's events, and a study's variant table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+RECALL_BASE = "recall@1"
+CKA_METRIC = "linear_cka"
+PROBE_METRICS = ("lang_probe_acc", "domain_probe_acc")
+ALL = "all"
+
+
+def primary_metric(results: pl.DataFrame, base: str = RECALL_BASE) -> str | None:
+    """The plain form of a retrieval metric (`recall@1|cos|none`), else its first variant."""
+    names = sorted(
+        m
+        for m in results.filter(pl.col("analysis") == "retrieval")["metric"].unique().to_list()
+        if m == base or m.startswith(base + "|")
+    )
+    for preferred in (f"{base}|cos|none", base):
+        if preferred in names:
+            return preferred
+    return names[0] if names else None
+
+
+def top_layer(results: pl.DataFrame) -> int | None:
+    """The deepest layer with results (the one the headline figures are read at)."""
+    layers = results["layer"].drop_nulls()
+    return int(layers.max()) if layers.len() else None  # type: ignore[arg-type]
+
+
+def domains_order(domains: Sequence[str]) -> list[str]:
+    """Domains sorted, with `all` last."""
+    return sorted(d for d in set(domains) if d != ALL) + ([ALL] if ALL in domains else [])
+
+
+def recall_lang_domain(results: pl.DataFrame, layer: int | None = None) -> pl.DataFrame:
+    """Recall@1 of each query language (mean over target languages) per domain; `all` last.
+
+    Columns: `lang`, one per domain. Empty frame when there are no retrieval rows.
+    """
+    metric = primary_metric(results)
+    layer = top_layer(results) if layer is None else layer
+    if metric is None or layer is None:
+        return pl.DataFrame()
+    cells = (
+        results.filter((pl.col("metric") == metric) & (pl.col("layer") == layer))
+        .filter(pl.col("src_lang").is_not_null() & pl.col("tgt_lang").is_not_null())
+        .group_by("src_lang", "domain")
+        .agg(pl.col("value").mean())
+    )
+    if cells.height == 0:
+        return pl.DataFrame()
+    wide = cells.pivot(on="domain", index="src_lang", values="value").rename({"src_lang": "lang"})
+    order = domains_order(cells["domain"].unique().to_list())
+    return wide.select("lang", *order).sort("lang")
+
+
+def cka_layers(results: pl.DataFrame) -> list[int]:
+    """Layers that have cross-language CKA rows."""
+    cka = results.filter(pl.col("metric") == CKA_METRIC)
+    return sorted(int(x) for x in cka["layer"].unique().drop_nulls().to_list())
+
+
+def cka_lang_lang(results: pl.DataFrame, layer: int, domain: str = ALL) -> pl.DataFrame:
+    """Symmetric language x language linear CKA at one layer (diagonal 1); columns lang, <langs>."""
+    cka = results.filter(
+        (pl.col("metric") == CKA_METRIC) & (pl.col("layer") == layer) & (pl.col("domain") == domain)
+    )
+    if cka.height == 0:
+        return pl.DataFrame()
+    langs = sorted(set(cka["src_lang"].to_list()) | set(cka["tgt_lang"].to_list()))
+    value: dict[tuple[str, str], float] = {(lang, lang): 1.0 for lang in langs}
+    for src, tgt, v in cka.select("src_lang", "tgt_lang", "value").iter_rows():
+        value[(src, tgt)] = value[(tgt, src)] = v
+    data: dict[str, list[Any]] = {"lang": langs}
+    for col in langs:
+        data[col] = [value.get((row, col)) for row in langs]
+    return pl.DataFrame(data, schema={"lang": pl.String, **{c: pl.Float64 for c in langs}})
+
+
+def probe_by_layer(results: pl.DataFrame) -> pl.DataFrame:
+    """Probe accuracy per layer: `layer`, then value, ci_low, ci_high per probe metric."""
+    probes = results.filter(pl.col("metric").is_in(PROBE_METRICS) & (pl.col("domain") == ALL))
+    if probes.height == 0:
+        return pl.DataFrame()
+    wide = probes.pivot(on="metric", index="layer", values=["value", "ci_low", "ci_high"])
+    present = [m for m in PROBE_METRICS if f"value_{m}" in wide.columns]
+    cols = ["layer"] + [f"{part}_{m}" for m in present for part in ("value", "ci_low", "ci_high")]
+    return wide.select(cols).rename({f"value_{m}": m for m in present}).sort("layer")
+
+
+def cka_by_layer(results: pl.DataFrame) -> pl.DataFrame:
+    """Mean cross-language linear CKA (domain `all`) per layer: `layer`, `mean_cka`, `pairs`."""
+    cka = results.filter((pl.col("metric") == CKA_METRIC) & (pl.col("domain") == ALL))
+    return (
+        cka.group_by("layer")
+        .agg(pl.col("value").mean().alias("mean_cka"), pl.len().alias("pairs"))
+        .sort("layer")
+    )
+
+
+def seed_mean(results: pl.DataFrame) -> pl.DataFrame:
+    """Mean value per metric cell over a study variant's seeds (intervals dropped, n summed)."""
+    keys = ["analysis", "metric", "layer", "src_lang", "tgt_lang", "domain"]
+    return results.group_by(keys, maintain_order=True).agg(
+        pl.col("value").mean(),
+        pl.lit(None, pl.Float64).alias("ci_low"),
+        pl.lit(None, pl.Float64).alias("ci_high"),
+        pl.col("n").sum(),
+        pl.col("checkpoint").first(),
+    )
+
+
+def by_checkpoint(results: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The results of each checkpoint, in order of first appearance."""
+    names = results["checkpoint"].unique(maintain_order=True).to_list()
+    return {name: results.filter(pl.col("checkpoint") == name) for name in names}
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def step_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+    """One row per step event: step, loss, lr, grad_norm, lambda, samples_per_s, components."""
+    rows = []
+    for e in events:
+        if e.get("kind") != "step":
+            continue
+        row = {k: _num(e.get(k)) for k in ("loss", "lr", "grad_norm", "lambda", "samples_per_s")}
+        row["step"] = int(e["step"])
+        for name, v in (e.get("components") or {}).items():
+            row[f"c_{name}"] = _num(v)
+        rows.append(row)
+    if not rows:
+        return pl.DataFrame()
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    frame = pl.DataFrame([{c: r.get(c) for c in cols} for r in rows], orient="row")
+    return frame.select("step", *(c for c in cols if c != "step")).sort("step")
+
+
+def eval_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+    """One row per eval event: step, recall@1 mean / seen / unseen splits, CKA, probe accuracy."""
+    rows = []
+    for e in events:
+        if e.get("kind") != "eval":
+            continue
+        row: dict[str, Any] = {"step": int(e["step"])}
+        for k, v in (e.get("recall@1") or {}).items():
+            row[f"recall@1_{k}"] = _num(v)
+        row["cka_mean"] = _num((e.get("cka") or {}).get("mean"))
+        row["lang_probe_acc"] = _num((e.get("lang_probe") or {}).get("acc"))
+        row["domain_probe_acc"] = _num((e.get("domain_probe") or {}).get("acc"))
+        rows.append(row)
+    if not rows:
+        return pl.DataFrame()
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    return pl.DataFrame([{c: r.get(c) for c in cols} for r in rows], orient="row").sort("step")
+
+
+def _num(value: Any) -> float | None:
+    """Event numbers; JSON-safe non-finite strings ("nan", "inf") become floats."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        return float(value)
+    return None
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def variant_table(figures: pl.DataFrame, comparison: pl.DataFrame | None) -> pl.DataFrame:
+    """Each variant's overall figures with CI, and vs the baseline: delta, CI, p, significance.
+
+    Rows where lang and domain are `all` (or the seen/unseen quadrants); columns `variant,
+    figure, lang, domain, value, ci_low, ci_high, n` plus `baseline, delta, delta_ci_low,
+    delta_ci_high, p_adjusted, significant` from comparison.parquet (null for the baseline).
+    """
+    if figures.height == 0:
+        return pl.DataFrame()
+    out = figures.select("variant", "figure", "lang", "domain", "value", "ci_low", "ci_high", "n")
+    if comparison is not None and comparison.height:
+        cmp = comparison.select(
+            "variant", "figure", "lang", "domain", "baseline", "delta",
+            pl.col("ci_low").alias("delta_ci_low"), pl.col("ci_high").alias("delta_ci_high"),
+            "p_adjusted", "significant",
+        )  # fmt: skip
+        out = out.join(cmp, on=["variant", "figure", "lang", "domain"], how="left")
+    return out
+
+
+def headline_variants(figures: pl.DataFrame) -> pl.DataFrame:
+    """Variant x figure values for the overall cells (lang and domain `all`)."""
+    overall = figures.filter((pl.col("lang") == ALL) & (pl.col("domain") == ALL))
+    if overall.height == 0:
+        return pl.DataFrame()
+    order = overall["variant"].unique(maintain_order=True).to_list()
+    wide = overall.pivot(on="figure", index="variant", values="value")
+    return (
+        wide.join(pl.DataFrame({"variant": order}).with_row_index("_o"), on="variant")
+        .sort("_o")
+        .drop("_o")
+    )
