@@ -8,6 +8,7 @@ rendering of the same loaded `Source` objects, so the formats never disagree.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from xrdiag.core.discover import classify
+from xrdiag.core.runs import write_text_atomic
 from xrdiag.errors import UserError
 from xrdiag.report import tables
 
@@ -345,10 +347,17 @@ def _write_tables(b: Bundle, ext: str) -> Path:
             frames[f"{name}__{_slug(label)}" if multi else name] = frame
     for name, frame in frames.items():
         target = folder / f"{name}.{ext}"
+        tmp = folder / f".{name}.{os.getpid()}.tmp"  # a reader never sees half a table
         if ext == "parquet":
-            frame.write_parquet(target)
+            frame.write_parquet(tmp)
         else:
-            frame.write_csv(target)
+            frame.write_csv(tmp)
+        os.replace(tmp, target)
+    # Tables of an earlier report into the same folder that this one did not write would
+    # otherwise pass for part of it (other inputs, other layers).
+    for stale in folder.glob(f"*.{ext}"):
+        if stale.stem not in frames:
+            stale.unlink()
     return folder / f"results.{ext}"
 
 
@@ -374,7 +383,7 @@ def _write_md(b: Bundle) -> Path:
     from xrdiag.report.markdown import render_markdown
 
     path = b.out_dir / "report.md"
-    path.write_text(render_markdown(b), encoding="utf-8")
+    write_text_atomic(path, render_markdown(b))
     return path
 
 
@@ -382,7 +391,7 @@ def _write_html(b: Bundle) -> Path:
     from xrdiag.report.html import render_html
 
     path = b.out_dir / "report.html"
-    path.write_text(render_html(b), encoding="utf-8")
+    write_text_atomic(path, render_html(b))
     return path
 
 

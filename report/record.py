@@ -222,8 +222,10 @@ def _storable(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_record(record: Mapping[str, Any], path: Path) -> Path:
-    """Write report.json (strict JSON: no NaN literals)."""
-    path.write_text(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n", "utf-8")
+    """Write report.json (strict JSON: no NaN literals) through a temporary file and a rename."""
+    from xrdiag.core.runs import write_text_atomic
+
+    write_text_atomic(path, json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 
 

@@ -308,3 +308,17 @@ def test_long_run_curves_are_thinned_not_the_tables(tmp_path: Path) -> None:
     steps = pl.read_parquet(tmp_path / "out" / "tables" / "training_steps.parquet")
     assert steps.height == 5000 and steps["loss"][-1] == pytest.approx(2.0 / 5000 + 0.1)
     assert load_record(written["json"]).meta["inputs"][0]["seeds"] == [3]
+
+
+def test_rewriting_a_report_drops_tables_it_no_longer_has(
+    eval_a: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    """A report written over an earlier one leaves no table of the earlier inputs behind."""
+    out = tmp_path / "rep"
+    write_report([eval_a, run_dir], out, formats=("csv",))
+    before = {p.name for p in (out / "tables").iterdir()}
+    assert any("__" in name for name in before)  # per-input tables of a two-input report
+    write_report([eval_a], out, formats=("csv",))
+    after = {p.name for p in (out / "tables").iterdir()}
+    assert after and not any("__" in name for name in after)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
