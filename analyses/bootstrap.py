@@ -12,7 +12,8 @@ with the same n: thousands of language-pair intervals then cost milliseconds eac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -99,3 +100,38 @@ def bootstrap_ci(
     stats = [statistic(vals[row]) for idx in resample_indices(n, n_resamples, seed) for row in idx]
     low, high = percentile_interval(np.asarray(stats, dtype=np.float64), confidence)
     return float(low), float(high)
+
+
+def summarise_columns(
+    columns: Mapping[str, np.ndarray],
+    base: Mapping[str, Any],
+    bootstrap: int,
+    seed: int,
+    boots: dict[int, BootstrapMeans],
+) -> list[dict[str, Any]]:
+    """One result row per metric column (per-query values over the same queries): the mean,
+    its paired bootstrap CI (one resample set for all columns) and n; `base` fills the rest.
+
+    `boots` caches the resample counts per n across calls (see `BootstrapMeans`).
+    """
+    names = list(columns)
+    values = np.column_stack([columns[k] for k in names])
+    n = values.shape[0]
+    low: Sequence[float | None] = [None] * len(names)
+    high: Sequence[float | None] = [None] * len(names)
+    if bootstrap:
+        if n not in boots:
+            boots[n] = BootstrapMeans(n, bootstrap, seed)
+        low, high = boots[n].intervals(values)
+    point = values.mean(axis=0)
+    return [
+        {
+            **base,
+            "metric": name,
+            "value": float(point[i]),
+            "ci_low": None if low[i] is None else float(low[i]),
+            "ci_high": None if high[i] is None else float(high[i]),
+            "n": n,
+        }
+        for i, name in enumerate(names)
+    ]

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from xrdiag.analyses.bootstrap import BootstrapMeans
+from xrdiag.analyses.bootstrap import BootstrapMeans, summarise_columns
 from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
 from xrdiag.analyses.topk import knn_means, pair_gold_ranks, rank_spreads, translation_table
 from xrdiag.errors import UserError
@@ -231,26 +231,8 @@ def _summaries(
     boots: dict[int, BootstrapMeans],
 ) -> list[dict[str, Any]]:
     """Result rows (value, CI, n) for per-query value columns that share their queries."""
-    names = list(per_query)
-    values = np.column_stack([per_query[k] for k in names])
-    n = values.shape[0]
-    low = high = [None] * len(names)
-    if bootstrap:
-        if n not in boots:
-            boots[n] = BootstrapMeans(n, bootstrap, seed)
-        low, high = boots[n].intervals(values)
-    point = values.mean(axis=0)
-    return [
-        {
-            **base,
-            "metric": metric_name(b, *rest.split("|")),
-            "value": float(point[i]),
-            "ci_low": None if low[i] is None else float(low[i]),
-            "ci_high": None if high[i] is None else float(high[i]),
-            "n": n,
-        }
-        for i, (b, rest) in enumerate(names)
-    ]
+    named = {metric_name(b, *rest.split("|")): v for (b, rest), v in per_query.items()}
+    return summarise_columns(named, base, bootstrap, seed, boots)
 
 
 def retrieval_results(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from xrdiag.analyses.bootstrap import BootstrapMeans
+from xrdiag.analyses.bootstrap import BootstrapMeans, summarise_columns
 from xrdiag.analyses.retrieval import (
     _check_inputs,
     _domain_rows,
@@ -148,26 +148,5 @@ def _summaries(
     seed: int,
     boots: dict[int, BootstrapMeans],
 ) -> list[dict[str, Any]]:
-    """One result row per metric column: mean over queries, paired bootstrap CI, n."""
-    names = list(columns)
-    values = np.column_stack([columns[k] for k in names])
-    n = values.shape[0]
-    low: Sequence[float | None] = [None] * len(names)
-    high: Sequence[float | None] = [None] * len(names)
-    if bootstrap:
-        if n not in boots:
-            boots[n] = BootstrapMeans(n, bootstrap, seed)
-        low, high = boots[n].intervals(values)
-    point = values.mean(axis=0)
-    return [
-        {
-            **base,
-            "analysis": ANALYSIS,
-            "metric": name,
-            "value": float(point[i]),
-            "ci_low": None if low[i] is None else float(low[i]),
-            "ci_high": None if high[i] is None else float(high[i]),
-            "n": n,
-        }
-        for i, name in enumerate(names)
-    ]
+    """Result rows (value, paired bootstrap CI, n) of the robustness metric columns."""
+    return summarise_columns(columns, {**base, "analysis": ANALYSIS}, bootstrap, seed, boots)
