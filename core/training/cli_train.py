@@ -39,7 +39,8 @@ EXIT_NONFINITE = 1
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override one config key, e.g. --set dann.lambda_max=0.5 (repeatable).",
+    help="Override one config key, e.g. --set dann.lambda_max=0.5 (repeatable; a leading "
+    "'method.' is accepted: method.dann.lambda_max=0.5).",
 )
 @click.option("--print-config", is_flag=True, help="Print the complete commented default config.")
 def train_command(
@@ -70,6 +71,8 @@ def train_command(
     else:
         cfg = load_config(config_path, overrides)
     result = train(cfg, out, resume=resume, echo=lambda m: click.echo(m, err=True))
+    if not _main_process():
+        sys.exit(EXIT_NONFINITE if result.status == "nonfinite" else 0)
     if result.status == "nonfinite":
         click.echo(
             f"xrdiag: training stopped: non-finite loss at step {result.step + 1}; "
@@ -78,6 +81,13 @@ def train_command(
         )
         sys.exit(EXIT_NONFINITE)
     click.echo(f"{result.status} at step {result.step}: {result.checkpoint}")
+
+
+def _main_process() -> bool:
+    """False in the other processes of `accelerate launch`: only the main one reports."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 def main(argv: list[str] | None = None) -> None:

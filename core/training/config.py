@@ -175,6 +175,11 @@ def _cross_checks(cfg: TrainConfig, origins: Mapping[str, str], src: str) -> Non
             )
         if rb.rs_da.lexicon != "default" and not Path(rb.rs_da.lexicon).expanduser().is_file():
             fail("robust.rs_da.lexicon", f"{rb.rs_da.lexicon} does not exist; expected a file")
+    if cfg.run.device == "cpu" and cfg.run.mixed_precision == "fp16":
+        fail(
+            "run.mixed_precision",
+            "fp16 needs a GPU and run.device is 'cpu'; expected no or bf16 on the CPU",
+        )
     if cfg.dann.enabled and cfg.dann.target != "language" and len(p.train_domains) < 2:
         fail(
             "dann.target",
@@ -225,6 +230,9 @@ def _deep_copy(data: Any) -> Any:
 
 
 _KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+# `--set method.dann.lambda_max=0.5` (the spelling): the method sections (robust.*,
+# dann) live at the top level, so a leading `method.` is dropped.
+METHOD_PREFIX = "method."
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -237,6 +245,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise UserError(f"{SET} {text!r}: {key!r} is not a dotted key; {example}")
     if not raw:
         raise UserError(f"{SET} {text!r}: no value after '='; {example}")
+    if key.startswith(METHOD_PREFIX):
+        key = key[len(METHOD_PREFIX) :]
     try:
         parsed = tomllib.loads(f"v = {raw}")
     except tomllib.TOMLDecodeError:

@@ -152,6 +152,9 @@ class RunConfig:
     eval_every: int = _f(25, "steps between dev evaluations", 1)
     device: str = _f("auto", "auto, cpu, cuda, cuda:N or mps", pattern=r"auto|cpu|mps|cuda(:\d+)?")
     log_every: int = _f(1, "steps between step events", 1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = _f(
+        "no", "Accelerate mixed precision: no, fp16 (GPU only) or bf16"
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ steps AdamW with warm-up and decay, gradient accumulation and clipping. Everythi
 seeded and checkpointed (weights, optimiser, scheduler, sampler, RNGs, heads), so a resumed
 run reaches the weights of an uninterrupted one. SIGINT/SIGTERM finish the step, checkpoint,
 and return; a non-finite loss or gradient stops the run without writing a checkpoint.
+
+Under `accelerate launch` every process runs this loop; only the main process writes run.toml,
+events.jsonl and checkpoints and runs the dev evaluation, and the processes agree on stopping
+(a signal in any of them, a non-finite loss in any of them) before acting on it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from xrdiag.core.training.config import (
     config_to_dict,
     config_to_toml,
 )
+from xrdiag.core.training.model_setup import any_process, make_accelerator
 from xrdiag.core.training.step import StepModel
 from xrdiag.errors import UserError
 
@@ -71,19 +76,40 @@ def read_run_config(run: RunDir) -> TrainConfig:
     return config_from_dict(data, str(run.run_file))
 
 
+class _NoEvents:
+    """The event writer of a non-main process: writes nothing."""
+
+    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return {"kind": kind, **fields}
+
+    def __enter__(self) -> _NoEvents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 class _StopFlag:
     """Set by SIGINT/SIGTERM: the loop finishes its step, checkpoints and returns.
 
-    A second signal interrupts at once (KeyboardInterrupt), without a checkpoint.
+    A second signal interrupts at once (KeyboardInterrupt), without a checkpoint; one within
+    DUPLICATE_S of the first is the same event delivered twice (under `accelerate launch`,
+    Ctrl-C reaches a worker from the terminal and again from the launcher) and is ignored.
     """
+
+    DUPLICATE_S = 0.5
 
     def __init__(self) -> None:
         self.signal: str | None = None
+        self._at = 0.0
 
     def __call__(self, signum: int, _frame: Any) -> None:
-        if self.signal is not None:  # a second Ctrl-C: the user wants out now
-            raise KeyboardInterrupt
-        self.signal = signal.Signals(signum).name
+        now = time.monotonic()
+        if self.signal is not None:
+            if now - self._at < self.DUPLICATE_S:
+                return
+            raise KeyboardInterrupt  # a second Ctrl-C: the user wants out now
+        self.signal, self._at = signal.Signals(signum).name, now
 
 
 @contextmanager
@@ -117,6 +143,8 @@ def train(
     import torch
 
     run = RunDir(Path(out))
+    accelerator = make_accelerator(cfg.run)
+    main = accelerator.is_main_process
     if resume:
         if not run.exists():
             raise UserError(
@@ -130,13 +158,14 @@ def train(
             )
     else:
         run.check_fresh()
+    accelerator.wait_for_everyone()  # every process has checked before the main one writes
     latest = run.latest_checkpoint() if resume else None
     torch.manual_seed(cfg.run.seed)
     random.seed(cfg.run.seed)
     np.random.seed(cfg.run.seed)
-    model = StepModel(cfg, weights=latest[1] if latest else None)  # validates everything
-    say = echo or (lambda _m: None)
-    if not resume:
+    model = StepModel(cfg, weights=latest[1] if latest else None, accelerator=accelerator)
+    say = (echo or (lambda _m: None)) if main else (lambda _m: None)
+    if not resume and main:
         meta = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "seed": cfg.run.seed,
@@ -148,25 +177,34 @@ def train(
             "versions": package_versions(),
         }
         run.create(run_toml(cfg, meta))
+    accelerator.wait_for_everyone()
     step = model.restore(latest[1]) if latest is not None else 0
     flag = _StopFlag()
-    with EventWriter(run.events_file) as events, _signals(flag):
+    writer = EventWriter(run.events_file) if main else _NoEvents()
+    with writer as events, _signals(flag):
+        procs = {"processes": accelerator.num_processes,
+                 "mixed_precision": cfg.run.mixed_precision, **_process()}  # fmt: skip
         if resume:
             events.write("resume", step=step, checkpoint=str(latest[1]) if latest else None,
-                         **_process())  # fmt: skip
+                         **procs)  # fmt: skip
         else:
             events.write("start", step=0, max_steps=cfg.optim.max_steps, n_pairs=model.n_pairs,
                          device=model.device, trainable_params=model.trainable_params,
-                         **_process())  # fmt: skip
-            events.write("eval", step=0, **model.evaluate())
-        return _loop(cfg, run, model, events, step, flag, stop_after, say)
+                         **procs)  # fmt: skip
+            if main:
+                events.write("eval", step=0, **model.evaluate())
+        result = _loop(cfg, run, model, events, step, flag, stop_after, say)
+    if accelerator.num_processes > 1:
+        accelerator.wait_for_everyone()
+        accelerator.end_training()  # destroys the process group
+    return result
 
 
 def _loop(
     cfg: TrainConfig,
     run: RunDir,
     model: StepModel,
-    events: EventWriter,
+    events: EventWriter | _NoEvents,
     step: int,
     flag: _StopFlag,
     stop_after: int | None,
@@ -174,6 +212,8 @@ def _loop(
 ) -> TrainResult:
     """Optimiser steps until max_steps, a signal, `stop_after`, or a non-finite loss."""
     o, r = cfg.optim, cfg.run
+    acc = model.accelerator
+    main = acc.is_main_process
     saved: Path | None = None
     while step < o.max_steps:
         stats = model.optimiser_step(step)
@@ -186,16 +226,22 @@ def _loop(
         step += 1
         if step % r.log_every == 0 or step == o.max_steps:
             events.write("step", step=step, **stats["event"])
-        if step % r.eval_every == 0 or step == o.max_steps:
+        if main and (step % r.eval_every == 0 or step == o.max_steps):
             ev = events.write("eval", step=step, **model.evaluate())
             loss = stats["event"]["loss"]
             say(f"step {step}: loss {loss:.4f}, dev recall@1 {ev['recall@1']['mean']:.3f}")
+        if any_process(acc, flag.signal is not None) and flag.signal is None:
+            flag.signal = "SIGTERM"  # another process was signalled: stop with it
         stop = flag.signal or (
             "stop_after" if stop_after is not None and step >= stop_after else None
         )
         if step % r.checkpoint_every == 0 or step == o.max_steps or stop:
-            saved = run.save_checkpoint(step, model.saver(step), r.keep_last, {"seed": r.seed})
-            events.write("checkpoint", step=step, path=str(saved))
+            if main:
+                saved = run.save_checkpoint(step, model.saver(step), r.keep_last, {"seed": r.seed})
+                events.write("checkpoint", step=step, path=str(saved))
+            else:
+                saved = run.checkpoint_dir(step)
+            acc.wait_for_everyone()  # nobody runs ahead of a checkpoint being written
         if stop:
             status = "stopped" if stop == "stop_after" else "interrupted"
             events.write(status, step=step, signal=flag.signal, checkpoint=str(saved))

@@ -107,23 +107,44 @@ def _loss_grad(
     return grad
 
 
+def _start_grad(
+    embeds: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    initial_grad: torch.Tensor | None,
+) -> torch.Tensor:
+    """The loss gradient at the clean embeddings: `initial_grad`, or one forward-backward pass.
+
+    Any positive scale of it (loss scaling, 1/grad_accum) gives the same ascent direction, so
+    the clean training pass's gradient can be passed as it is.
+    """
+    import torch
+
+    if initial_grad is None:
+        return _loss_grad(embeds, torch.zeros_like(embeds), loss_fn)
+    if initial_grad.shape != embeds.shape:
+        raise ValueError(
+            f"initial_grad has shape {tuple(initial_grad.shape)}, embeds {tuple(embeds.shape)}"
+        )
+    return initial_grad.detach().to(dtype=embeds.dtype)
+
+
 def fgsm_perturbation(
     embeds: torch.Tensor,
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     epsilon: float,
     norm: str = "l2",
     mask: torch.Tensor | None = None,
+    initial_grad: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One step of size epsilon along the loss gradient (FGSM, Goodfellow et al. 2015).
 
     delta = epsilon * g / ||g||_2 (per example) or epsilon * sign(g), g = grad of
-    `loss_fn(inputs_embeds)` at the clean embeddings.
+    `loss_fn(inputs_embeds)` at the clean embeddings; with `initial_grad` (that gradient, from
+    the clean training pass) it costs no forward-backward pass at all.
     """
     if epsilon < 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-    import torch
-
-    grad = _masked(_loss_grad(embeds, torch.zeros_like(embeds), loss_fn), mask)
+    grad = _masked(_start_grad(embeds, loss_fn, initial_grad), mask)
     return _masked(project(epsilon * _ascent_direction(grad, norm), epsilon, norm), mask).detach()
 
 
@@ -137,12 +158,14 @@ def pgd_perturbation(
     mask: torch.Tensor | None = None,
     random_start: bool = False,
     generator: torch.Generator | None = None,
+    initial_grad: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """PGD-k (Madry et al. 2018): k ascent steps of `step_size`, each projected on the ball.
 
     delta_{t+1} = Proj_eps(delta_t + step_size * direction(grad loss(embeds + delta_t))),
     from delta_0 = 0 or, with `random_start`, a uniform draw in the L-inf box / L2 ball
-    scaled to epsilon. Costs k forward-backward passes.
+    scaled to epsilon. Costs k forward-backward passes, or k - 1 with `initial_grad` (the
+    gradient at delta_0 = 0, which the clean training pass has already computed).
     """
     import torch
 
@@ -150,12 +173,17 @@ def pgd_perturbation(
         raise ValueError(
             f"need epsilon >= 0, step_size > 0, steps >= 1, got {epsilon}, {step_size}, {steps}"
         )
+    if random_start and initial_grad is not None:
+        raise ValueError("initial_grad is the gradient at delta = 0; random_start moves away")
     delta = torch.zeros_like(embeds)
     if random_start:
         start = rs_rp_noise(embeds, "uniform", epsilon, generator)
         delta = _masked(project(start, epsilon, norm), mask)
-    for _ in range(steps):
-        grad = _masked(_loss_grad(embeds, delta, loss_fn), mask)
+    for i in range(steps):
+        if i == 0 and initial_grad is not None:
+            grad = _masked(_start_grad(embeds, loss_fn, initial_grad), mask)
+        else:
+            grad = _masked(_loss_grad(embeds, delta, loss_fn), mask)
         delta = delta + step_size * _ascent_direction(grad, norm)
         delta = _masked(project(delta, epsilon, norm), mask)
     return delta.detach()
@@ -171,12 +199,19 @@ def adversarial_perturbation(
     steps: int,
     norm: str = "l2",
     mask: torch.Tensor | None = None,
+    initial_grad: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Dispatch on the config's `robust.adversarial.method`: `fgsm` or `pgd`."""
+    """Dispatch on the config's `robust.adversarial.method`: `fgsm` or `pgd`.
+
+    `initial_grad`: the loss gradient at the clean embeddings (any positive scale), reused
+    instead of recomputed: FGSM then costs no extra pass, PGD-k k - 1.
+    """
     if method == "fgsm":
-        return fgsm_perturbation(embeds, loss_fn, epsilon, norm, mask)
+        return fgsm_perturbation(embeds, loss_fn, epsilon, norm, mask, initial_grad)
     if method == "pgd":
-        return pgd_perturbation(embeds, loss_fn, epsilon, step_size, steps, norm, mask)
+        return pgd_perturbation(
+            embeds, loss_fn, epsilon, step_size, steps, norm, mask, initial_grad=initial_grad
+        )
     raise ValueError(f"unknown adversarial method {method!r}; expected one of {METHODS}")
 
 

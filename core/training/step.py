@@ -7,14 +7,22 @@ plus perturbed embeddings (Huang et al. 2021), and a domain/language discriminat
 gradient-reversal layer (Ganin et al. 2016). The heads learn at HEAD_LR_SCALE times the
 encoder's lr: they start from scratch while the encoder is pretrained, as in standard BERT
 fine-tuning recipes with fresh heads.
+
+The adversary reuses the clean pass: its backward also yields the loss gradient at the clean
+input embeddings, which is the first FGSM/PGD direction, so PGD-k costs k + 1 forward-backward
+passes per batch (clean, k - 1 inner, adversarial) and FGSM 2.
+
+One `accelerate.Accelerator` (model_setup.make_accelerator) prepares the encoder, heads,
+optimiser and scheduler and runs backward and clipping. With N processes every process draws
+the same batch sequence and takes its share of it: for each micro-batch of an optimiser step
+the sampler yields N batches and process r trains on the r-th, so an optimiser step sees N
+whole batches (in-batch negatives stay within a batch, as in one process) and DDP averages
+their gradients; one process gives exactly the single-process run.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,15 +32,21 @@ import numpy as np
 
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.encoder import (
-    MODEL_META_FILE,
     default_prefix,
     model_load_errors,
     resolve_model_path,
 )
 from xrdiag.core.training import dann, objectives, robust
+from xrdiag.core.training.checkpoint_state import restore_state, save_state
 from xrdiag.core.training.config import TrainConfig, validate_against_corpus
 from xrdiag.core.training.dev_eval import dev_diagnostics, embed_ids
-from xrdiag.core.training.model_setup import freeze, resolve_device
+from xrdiag.core.training.model_setup import (
+    any_process,
+    freeze,
+    make_accelerator,
+    mean_over_processes,
+    pooled_encoder,
+)
 from xrdiag.core.training.pairs import (
     augmented_copies,
     dev_subset,
@@ -40,11 +54,8 @@ from xrdiag.core.training.pairs import (
     translation_pairs,
 )
 from xrdiag.core.training.sampler import Batch, HybridBatchSampler
-from xrdiag.errors import UserError
 
 HEAD_LR_SCALE = 10.0
-TRAINER_STATE = "trainer_state.json"
-TRAINER_TENSORS = "trainer.pt"
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
@@ -67,14 +78,17 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
 class StepModel:
     """The trainable state of a run and one optimiser step over it (see module docstring)."""
 
-    def __init__(self, cfg: TrainConfig, weights: Path | None = None) -> None:
+    def __init__(
+        self, cfg: TrainConfig, weights: Path | None = None, accelerator: Any | None = None
+    ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         self.cfg = cfg
         seed = cfg.run.seed
-        self.device = resolve_device(cfg.run.device)
+        self.accelerator = accelerator if accelerator is not None else make_accelerator(cfg.run)
+        self.device = str(self.accelerator.device)
         corpus = load_corpus(cfg.corpus.path)
         validate_against_corpus(cfg, corpus)
         p, obj, rb = cfg.protocol, cfg.objective, cfg.robust
@@ -109,7 +123,8 @@ class StepModel:
         self.max_length = min(cfg.model.max_length, limit)
         self.n_layers = int(model.config.num_hidden_layers)
         freeze(model, cfg.model.freeze_embeddings, cfg.model.freeze_layers)
-        self.model = model.to(self.device).train()
+        self.model = model.to(self.device).train()  # the HF model: save, dev eval, embeddings
+        self.encoder = pooled_encoder(self.model, cfg.model.pooling)  # unwrapped, inner passes
         b = cfg.batches
         self.sampler = HybridBatchSampler(pairs, b.batch_size, b.alpha, b.beta, seed)
         dim = int(model.config.hidden_size)
@@ -126,7 +141,23 @@ class StepModel:
             ).to(self.device)
         self.noise = torch.Generator().manual_seed(seed + 1)  # CPU: same noise on any device
         self._build_optimiser()
+        self._prepare()
         self._dev_ids: list[list[int]] | None = None
+
+    def _prepare(self) -> None:
+        """Hand encoder, heads, optimiser and scheduler to Accelerate (device, DDP, autocast).
+
+        `net`, `head_net`, `disc_net` are the prepared (possibly DDP-wrapped) modules that
+        training passes go through; `encoder`, `head`, `disc` stay the plain modules (state
+        dicts, and the adversary's inner passes, which must not trigger DDP's reducer).
+        """
+        acc = self.accelerator
+        modules = [m for m in (self.encoder, self.head, self.disc) if m is not None]
+        prepared = list(acc.prepare(*modules, self.optimizer, self.scheduler))
+        self.scheduler, self.optimizer = prepared.pop(), prepared.pop()
+        self.net = prepared.pop(0)
+        self.head_net = prepared.pop(0) if self.head is not None else None
+        self.disc_net = prepared.pop(0) if self.disc is not None else None
 
     # -- optimiser ------------------------------------------------------------------------------
 
@@ -155,14 +186,14 @@ class StepModel:
         )
 
     def optimiser_step(self, step: int) -> dict[str, Any]:
-        """Accumulate `optim.grad_accum` batches, clip, step; the step event's fields.
+        """Accumulate `optim.grad_accum` batches per process, clip, step; the step event's fields.
 
         Returns {"nonfinite": None | details, "event": fields}; on a non-finite loss or
-        gradient norm the optimiser does not step.
+        gradient norm (in any process) the optimiser does not step. The logged loss and
+        components are means over processes; `composition` lists every batch of the step.
         """
-        import torch
-
-        o, d = self.cfg.optim, self.cfg.dann
+        o, d, acc = self.cfg.optim, self.cfg.dann, self.accelerator
+        world, rank = acc.num_processes, acc.process_index
         lambd = (
             dann.dann_lambda(step / o.max_steps, d.lambda_max, d.schedule) if d.enabled else None
         )
@@ -171,27 +202,33 @@ class StepModel:
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         compositions, n_samples = [], 0
+        bad: dict[str, Any] | None = None
         for _ in range(o.grad_accum):
-            batch = next(self.sampler)
-            total, parts = self._batch_loss(batch, lambd)
-            if not torch.isfinite(total):
-                self.optimizer.zero_grad(set_to_none=True)
-                return {
-                    "nonfinite": {"loss": float(total.detach()), "components": parts},
-                    "event": {},
-                }
-            (total / o.grad_accum).backward()
-            for key, value in {"loss": float(total.detach()), **parts}.items():
+            batches = [next(self.sampler) for _ in range(world)]
+            batch = batches[rank]
+            total, parts = self._batch_loss(batch, lambd, o.grad_accum)
+            if not math.isfinite(total) and bad is None:
+                bad = {"loss": total, "components": parts}
+                if world == 1:
+                    break  # nobody to keep in step with: stop at once
+            for key, value in {"loss": total, **parts}.items():
                 sums[key] = sums.get(key, 0.0) + value / o.grad_accum
-            compositions.append(batch.composition)
-            n_samples += len(batch.indices)
+            compositions += [b.composition for b in batches]
+            n_samples += sum(len(b.indices) for b in batches)
+        if any_process(acc, bad is not None):
+            self.optimizer.zero_grad(set_to_none=True)
+            return {"nonfinite": bad or {"loss": math.nan, "note": "in another process"},
+                    "event": {}}  # fmt: skip
         clip = o.grad_clip if o.grad_clip > 0 else float("inf")
-        norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
-        if not np.isfinite(norm):
+        norm = float(acc.clip_grad_norm_(self.params, clip))
+        # fp16: the grad scaler skips steps with inf gradients and lowers its scale itself
+        if not np.isfinite(norm) and acc.mixed_precision != "fp16":
             self.optimizer.zero_grad(set_to_none=True)
             return {"nonfinite": {"grad_norm": norm, **sums}, "event": {}}
         self.optimizer.step()
         self.scheduler.step()
+        if world > 1:
+            sums = mean_over_processes(acc, sums)
         elapsed = time.perf_counter() - start
         loss = sums.pop("loss")
         event = {
@@ -223,7 +260,9 @@ class StepModel:
             enc = self.tokenizer(src, tgt, **kw)
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def _objective(self, pooled: Any, idx: list[int]) -> tuple[Any, dict[str, float]]:
+    def _objective(
+        self, pooled: Any, idx: list[int], head: Any = None
+    ) -> tuple[Any, dict[str, float]]:
         """The configured objective's loss on pooled vectors, and stats to log."""
         import torch
 
@@ -234,47 +273,75 @@ class StepModel:
             logits = objectives.contrastive_logits(a.detach(), b.detach(), obj.temperature)
             return loss, {"in_batch_acc": objectives.in_batch_accuracy(logits)}
         labels = torch.tensor([self._cols["label"][i] for i in idx], device=self.device)
-        loss, acc = objectives.pair_classification_loss(self.head(pooled), labels)
+        logits = (head if head is not None else self.head_net)(pooled)
+        loss, acc = objectives.pair_classification_loss(logits, labels)
         return loss, {"pair_acc": acc}
 
-    def _batch_loss(self, batch: Batch, lambd: float | None) -> tuple[Any, dict[str, float]]:
-        """Total loss of one batch and its components (floats, for the step event)."""
+    def _batch_loss(
+        self, batch: Batch, lambd: float | None, accum: int = 1
+    ) -> tuple[float, dict[str, float]]:
+        """Forward and backward one batch (gradients / `accum` added to .grad); its losses.
 
-        rb, idx = self.cfg.robust, batch.indices.tolist()
+        Clean pass: objective (+ DANN), backward, which also leaves the gradient at the clean
+        input embeddings; the adversary starts from it (FGSM: no extra pass; PGD-k: k - 1
+        inner passes on the unwrapped model); then the adversarial pass and its backward.
+        With DANN the embedding gradient must be the objective's alone, so it takes one extra
+        backward (no parameter gradients) before the clean backward.
+        """
+        import torch
+
+        rb, idx, acc = self.cfg.robust, batch.indices.tolist(), self.accelerator
         enc = self._tokenize(idx)
         mask = enc.pop("attention_mask")
         ids = enc.pop("input_ids")
-        pooling = self.cfg.model.pooling
-
-        def forward(embeds: Any) -> Any:
-            out = self.model(inputs_embeds=embeds, attention_mask=mask, **enc)
-            return objectives.pool(out.last_hidden_state, mask, pooling)
-
-        embeds = self.model.get_input_embeddings()(ids)
+        lookup = self.model.get_input_embeddings()
+        embeds = lookup(ids)
+        noise = None
         if rb.rs_rp.enabled:
             noise = robust.rs_rp_noise(
                 embeds, rb.rs_rp.distribution, rb.rs_rp.sigma, self.noise, mask
             )
             embeds = embeds + noise
-        pooled = forward(embeds)
+        adversarial = rb.adversarial.enabled
+        if adversarial:  # keep d loss / d embeds from the clean backward
+            if embeds.requires_grad:
+                embeds.retain_grad()
+            else:  # frozen embeddings: a leaf
+                embeds.requires_grad_(True)
+        pooled = self.net(embeds, mask, **enc)
         main, stats = self._objective(pooled, idx)
         kind = self.cfg.objective.kind
-        total, parts = main, {kind: float(main.detach()), **stats}
-        if rb.adversarial.enabled:
-            a = rb.adversarial
-            delta = robust.adversarial_perturbation(
-                a.method, embeds, lambda e: self._objective(forward(e), idx)[0],
-                epsilon=a.epsilon, step_size=a.step_size, steps=a.steps, norm=a.norm, mask=mask,
-            )  # fmt: skip
-            adv, _ = self._objective(forward(embeds + delta), idx)
-            total = total + adv
-            parts["adversarial"] = float(adv.detach())
-        if self.disc is not None:
-            logits = self.disc(pooled, lambd)
+        clean, parts = main, {kind: float(main.detach()), **stats}
+        if self.disc_net is not None:
+            logits = self.disc_net(pooled, lambd)
             dl, dstats = dann.discriminator_loss(logits, self._disc_labels(idx, pooled.shape[0]))
-            total = total + self.cfg.dann.loss_weight * dl
+            clean = clean + self.cfg.dann.loss_weight * dl
             parts["dann"] = float(dl.detach())
             parts.update({f"disc_{k}": v for k, v in dstats.items()})
+        grad = None
+        if adversarial and self.disc_net is not None:
+            (grad,) = torch.autograd.grad(main, [embeds], retain_graph=True)
+        acc.backward(clean / accum)
+        total = float(clean.detach())
+        if adversarial:
+            a = rb.adversarial
+            grad = grad if grad is not None else embeds.grad
+            if grad is not None and not bool(torch.isfinite(grad).all()):
+                grad = None  # fp16 loss scale overflowed: the adversary recomputes it
+            base = embeds.detach()
+            delta = robust.adversarial_perturbation(
+                a.method, base,
+                lambda e: self._objective(self.encoder(e, mask, **enc), idx, self.head)[0],
+                epsilon=a.epsilon, step_size=a.step_size, steps=a.steps, norm=a.norm, mask=mask,
+                initial_grad=grad,
+            )  # fmt: skip
+            again = lookup(ids)  # the clean graph is freed: look up again for the weights' grad
+            if noise is not None:
+                again = again + noise
+            adv, _ = self._objective(self.net(again + delta, mask, **enc), idx)
+            acc.backward(adv / accum)
+            total += float(adv.detach())
+            parts["adversarial"] = float(adv.detach())
         return total, parts
 
     def _disc_labels(self, idx: list[int], rows: int) -> dict[str, Any]:
@@ -316,68 +383,12 @@ class StepModel:
 
     def save(self, ckpt: Path, step: int) -> None:
         """Weights (safetensors, loadable by `--model`), tokenizer, and the trainer state."""
-        import torch
-
-        self.model.save_pretrained(ckpt, safe_serialization=True)
-        self.tokenizer.save_pretrained(ckpt)
-        meta = Path(self.model_path) / MODEL_META_FILE
-        if meta.is_file():
-            shutil.copy2(meta, ckpt / MODEL_META_FILE)
-        tensors = {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "head": self.head.state_dict() if self.head is not None else None,
-            "discriminator": self.disc.state_dict() if self.disc is not None else None,
-            "torch_rng": torch.get_rng_state(),
-            "noise_rng": self.noise.get_state(),
-        }
-        torch.save(tensors, ckpt / TRAINER_TENSORS)
-        state = {
-            "step": step,
-            "sampler": self.sampler.state_dict(),
-            "substituter": self.substituter.state_dict() if self.substituter else None,
-            "rng": _rng_state(),
-        }
-        (ckpt / TRAINER_STATE).write_text(json.dumps(state), encoding="utf-8")
+        save_state(self, ckpt, step)
 
     def restore(self, ckpt: Path) -> int:
         """Load the trainer state of a checkpoint whose weights this model was built from."""
-        import torch
-
-        try:
-            state = json.loads((ckpt / TRAINER_STATE).read_text(encoding="utf-8"))
-            tensors = torch.load(ckpt / TRAINER_TENSORS, map_location="cpu", weights_only=True)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise UserError(f"{ckpt}: cannot read the trainer state ({exc})") from None
-        self.optimizer.load_state_dict(tensors["optimizer"])
-        self.scheduler.load_state_dict(tensors["scheduler"])
-        if self.head is not None:
-            self.head.load_state_dict(tensors["head"])
-        if self.disc is not None:
-            self.disc.load_state_dict(tensors["discriminator"])
-        self.sampler.load_state_dict(state["sampler"])
-        if self.substituter is not None:
-            self.substituter.load_state_dict(state["substituter"])
-        torch.set_rng_state(tensors["torch_rng"])
-        self.noise.set_state(tensors["noise_rng"])
-        _set_rng_state(state["rng"])
-        return int(state["step"])
+        return restore_state(self, ckpt)
 
     def saver(self, step: int) -> Callable[[Path], None]:
         """`fill` for RunDir.save_checkpoint at `step`."""
         return lambda ckpt: self.save(ckpt, step)
-
-
-def _rng_state() -> dict[str, Any]:
-    """Python and numpy global RNG states, JSON-serialisable."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
-    return {"python": [version, list(internal), gauss],
-            "numpy": [kind, keys.tolist(), pos, has_gauss, cached]}  # fmt: skip
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))

@@ -87,6 +87,7 @@ EXPECTED_DEFAULTS = {
         "eval_every": 25,
         "device": "auto",
         "log_every": 1,
+        "mixed_precision": "no",
     },
 }
 
@@ -487,3 +488,38 @@ def test_validate_against_corpus() -> None:
     small = corpus.filter(langs=["en", "fr"], domains=["medical"])
     with pytest.raises(UserError, match="'es-419' is not a language of corpus default"):
         validate_against_corpus(TrainConfig(), small)
+
+
+def test_method_prefix_is_an_alias_in_overrides() -> None:
+    """The issue writes `--set method.dann.lambda_max=0.5`; the sections are top-level."""
+    cfg = load_config(None, ["method.dann.lambda_max=0.5", "method.robust.adversarial.steps=5"])
+    assert cfg.dann.lambda_max == 0.5 and cfg.robust.adversarial.steps == 5
+    assert cfg == load_config(None, ["dann.lambda_max=0.5", "robust.adversarial.steps=5"])
+    with pytest.raises(UserError, match=r"^--set: unknown key 'dann.lambda_maxx'"):
+        load_config(None, ["method.dann.lambda_maxx=0.5"])
+
+
+def test_mixed_precision_choices_and_cpu_rule() -> None:
+    assert load_config(None, ["run.mixed_precision=bf16"]).run.mixed_precision == "bf16"
+    with pytest.raises(UserError) as info:
+        load_config(None, ["run.mixed_precision=fp8"])
+    assert str(info.value) == (
+        "--set: run.mixed_precision: 'fp8' is not a choice; expected one of no, fp16, bf16"
+    )
+    with pytest.raises(UserError) as info:
+        load_config(None, ["run.device=cpu", "run.mixed_precision=fp16"])
+    msg = str(info.value)
+    assert msg.startswith("--set: run.mixed_precision: fp16 needs a GPU") and "\n" not in msg
+    assert load_config(None, ["run.device=cpu", "run.mixed_precision=bf16"])
+
+
+def test_fp16_on_a_cpu_only_machine_is_refused_before_training() -> None:
+    """`run.device = auto` resolves to the CPU here (no GPU in the test machine)."""
+    import torch
+
+    from xrdiag.core.training.model_setup import make_accelerator
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: fp16 is valid")
+    with pytest.raises(UserError, match="run.mixed_precision: fp16 needs a GPU"):
+        make_accelerator(load_config(None, ["run.mixed_precision=fp16"]).run)

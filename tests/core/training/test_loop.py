@@ -357,3 +357,91 @@ def test_out_must_be_new_without_resume(tiny_model_dir: Path, tmp_path: Path) ->
 def test_print_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["--print-config"]) == 0
     assert "[optim]" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- Accelerate
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_accelerate_launch_two_cpu_processes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`accelerate launch` with 2 processes (torchrun, gloo on the CPU): one run directory,
+    written by the main process only, with one event stream and a loadable checkpoint.
+
+    `--multi_gpu` is the flag that makes Accelerate start several local processes; with
+    `--cpu` it starts one unless given an MPI hostfile. `run.device = "cpu"` puts them on the
+    CPU (gloo), as on a GPU-less machine.
+    """
+    from transformers import AutoModel
+
+    sets = base(tiny_model_dir) + [
+        "optim.max_steps=4", "run.checkpoint_every=2", "run.device=cpu",
+        "robust.adversarial.enabled=true", "robust.adversarial.method=pgd",
+        "robust.adversarial.steps=2", "dann.enabled=true",
+    ]  # fmt: skip
+    config = write_config(tmp_path / "c.toml", sets)
+    out = tmp_path / "ddp"
+    launcher = Path(sys.executable).parent / "accelerate"
+    cmd = [
+        str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+        str(free_port()), "-m", "xrdiag", "train", "--config", str(config), "--out", str(out),
+        "--set", "method.dann.lambda_max=0.5",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("finished at step 4") == 1, done.stdout  # the main process reports
+    events = read_events(out / "events.jsonl")
+    starts = [e for e in events if e["kind"] == "start"]
+    assert len(starts) == 1 and starts[0]["processes"] == 2
+    steps = [e for e in events if e["kind"] == "step"]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4]  # no step written twice
+    # each optimiser step trained on two batches, one per process
+    assert all(len(e["composition"]) == 2 for e in steps)
+    assert {"adversarial", "dann"} <= set(steps[-1]["components"])
+    assert steps[-1]["lambda"] > 0.4  # the --set method. alias reached the run
+    assert [e["kind"] for e in events].count("end") == 1 and events[-1]["kind"] == "end"
+    assert [s for s, _ in RunDir(out).checkpoints()] == [2, 4]
+    assert read_run_config(RunDir(out)).dann.lambda_max == 0.5
+    ckpt = RunDir(out).latest_checkpoint()[1]  # type: ignore[index]
+    model = AutoModel.from_pretrained(ckpt)
+    assert model.config.hidden_size == 32
+    before, after = weights(tiny_model_dir), weights(ckpt)
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_bf16_mixed_precision_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
+    sets = base(tiny_model_dir) + [
+        "optim.max_steps=2", "run.device=cpu", "run.mixed_precision=bf16",
+        "robust.adversarial.enabled=true",
+    ]  # fmt: skip
+    result = train(load_config(None, sets), tmp_path / "bf16")
+    assert result.status == "finished"
+    events = read_events(tmp_path / "bf16" / "events.jsonl")
+    assert events[0]["mixed_precision"] == "bf16" and events[0]["processes"] == 1
+    steps = [e for e in events if e["kind"] == "step"]
+    assert len(steps) == 2 and all(np.isfinite(e["loss"]) for e in steps)
+    # a later fp32 run in the same process gets its own Accelerator settings
+    again = train(load_config(None, base(tiny_model_dir) + ["optim.max_steps=1"]), tmp_path / "f")
+    assert read_events(tmp_path / "f" / "events.jsonl")[0]["mixed_precision"] == "no"
+    assert again.status == "finished"
+
+
+def test_a_signal_delivered_twice_is_one_stop_request() -> None:
+    """Ctrl-C under `accelerate launch` reaches a worker twice at once; a later one aborts."""
+    from xrdiag.core.training.loop import _StopFlag
+
+    flag = _StopFlag()
+    flag(signal.SIGINT, None)
+    flag(signal.SIGINT, None)  # the launcher's copy, milliseconds later: still a clean stop
+    assert flag.signal == "SIGINT"
+    flag._at -= 2 * _StopFlag.DUPLICATE_S  # the user presses Ctrl-C again, later
+    with pytest.raises(KeyboardInterrupt):
+        flag(signal.SIGINT, None)

@@ -289,3 +289,51 @@ def test_projection_onto_the_balls() -> None:
     assert torch.equal(project(delta, 0.35, "linf"), torch.tensor([[[0.35, 0.35]], [[0.3, 0.35]]]))
     with pytest.raises(ValueError):
         project(delta, 1.0, "l1")
+
+
+def _clean_grad(contrastive_batch: dict[str, Any], scale: float) -> torch.Tensor:
+    """The gradient at the clean embeddings as a training pass gets it: a full backward that
+    also fills the parameters' .grad, of a scaled loss (as 1/grad_accum or loss scaling do)."""
+    model = contrastive_batch["model"]
+    leaf = contrastive_batch["embeds"].clone().requires_grad_(True)
+    (contrastive_batch["loss_fn"](leaf) * scale).backward()
+    model.zero_grad(set_to_none=True)
+    assert leaf.grad is not None
+    return leaf.grad
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+@pytest.mark.parametrize(("norm", "epsilon"), [("l2", 0.5), ("linf", 0.02)])
+def test_reused_clean_gradient_gives_the_same_perturbation(
+    contrastive_batch: dict[str, Any], method: str, norm: str, epsilon: float
+) -> None:
+    embeds, mask = contrastive_batch["embeds"], contrastive_batch["mask"]
+    calls = {"n": 0}
+
+    def loss_fn(e: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        return contrastive_batch["loss_fn"](e)
+
+    kw = {"epsilon": epsilon, "step_size": epsilon / 2, "steps": 3, "norm": norm, "mask": mask}
+    recomputed = adversarial_perturbation(method, embeds, loss_fn, **kw)
+    passes_recomputed, calls["n"] = calls["n"], 0
+    grad = _clean_grad(contrastive_batch, scale=0.25)
+    reused = adversarial_perturbation(method, embeds, loss_fn, initial_grad=grad, **kw)
+    assert torch.allclose(reused, recomputed, rtol=0, atol=1e-6)
+    assert float(recomputed.abs().max()) > 0
+    # the reuse saves exactly the first pass: FGSM needs none, PGD-3 two
+    assert passes_recomputed == (1 if method == "fgsm" else 3)
+    assert calls["n"] == passes_recomputed - 1
+    # a gradient taken somewhere else gives another perturbation: the argument is used
+    other = adversarial_perturbation(method, embeds, loss_fn, initial_grad=-grad, **kw)
+    assert not torch.allclose(other, recomputed, atol=1e-3)
+
+
+def test_initial_grad_is_checked(contrastive_batch: dict[str, Any]) -> None:
+    embeds, loss_fn = contrastive_batch["embeds"], contrastive_batch["loss_fn"]
+    with pytest.raises(ValueError, match="shape"):
+        fgsm_perturbation(embeds, loss_fn, 0.1, initial_grad=embeds[:1])
+    with pytest.raises(ValueError, match="random_start"):
+        pgd_perturbation(
+            embeds, loss_fn, 0.1, 0.05, 2, random_start=True, initial_grad=torch.ones_like(embeds)
+        )

@@ -1,0 +1,90 @@
+"""A training checkpoint's contents: weights and tokenizer, plus everything a resume needs.
+
+`save_state` writes into a checkpoint directory (RunDir.save_checkpoint makes it atomic) the
+model (`save_pretrained`, safetensors, so the checkpoint loads as a model anywhere), its
+tokenizer, and the trainer state: optimiser, scheduler, heads, the sampler's position, the
+RS-DA substituter and every RNG, so a resumed run reaches the weights of an uninterrupted one.
+`model` is the run's StepModel.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xrdiag.core.encoder import MODEL_META_FILE
+from xrdiag.errors import UserError
+
+TRAINER_STATE = "trainer_state.json"
+TRAINER_TENSORS = "trainer.pt"
+
+
+def save_state(model: Any, ckpt: Path, step: int) -> None:
+    """Weights (safetensors, loadable by `--model`), tokenizer, and the trainer state."""
+    import torch
+
+    model.model.save_pretrained(ckpt, safe_serialization=True)
+    model.tokenizer.save_pretrained(ckpt)
+    meta = Path(model.model_path) / MODEL_META_FILE
+    if meta.is_file():
+        shutil.copy2(meta, ckpt / MODEL_META_FILE)
+    tensors = {
+        "optimizer": model.optimizer.state_dict(),
+        "scheduler": model.scheduler.state_dict(),
+        "head": model.head.state_dict() if model.head is not None else None,
+        "discriminator": model.disc.state_dict() if model.disc is not None else None,
+        "torch_rng": torch.get_rng_state(),
+        "noise_rng": model.noise.get_state(),
+    }
+    torch.save(tensors, ckpt / TRAINER_TENSORS)
+    state = {
+        "step": step,
+        "sampler": model.sampler.state_dict(),
+        "substituter": model.substituter.state_dict() if model.substituter else None,
+        "rng": _rng_state(),
+    }
+    (ckpt / TRAINER_STATE).write_text(json.dumps(state), encoding="utf-8")
+
+
+def restore_state(model: Any, ckpt: Path) -> int:
+    """Load the trainer state of a checkpoint whose weights this model was built from."""
+    import torch
+
+    try:
+        state = json.loads((ckpt / TRAINER_STATE).read_text(encoding="utf-8"))
+        tensors = torch.load(ckpt / TRAINER_TENSORS, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{ckpt}: cannot read the trainer state ({exc})") from None
+    model.optimizer.load_state_dict(tensors["optimizer"])
+    model.scheduler.load_state_dict(tensors["scheduler"])
+    if model.head is not None:
+        model.head.load_state_dict(tensors["head"])
+    if model.disc is not None:
+        model.disc.load_state_dict(tensors["discriminator"])
+    model.sampler.load_state_dict(state["sampler"])
+    if model.substituter is not None:
+        model.substituter.load_state_dict(state["substituter"])
+    torch.set_rng_state(tensors["torch_rng"])
+    model.noise.set_state(tensors["noise_rng"])
+    _set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def _rng_state() -> dict[str, Any]:
+    """Python and numpy global RNG states, JSON-serialisable."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    return {"python": [version, list(internal), gauss],
+            "numpy": [kind, keys.tolist(), pos, has_gauss, cached]}  # fmt: skip
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
