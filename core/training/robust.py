@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xrdiag.analyses.perturb import match_case
 from xrdiag.errors import UserError
 
 if TYPE_CHECKING:
@@ -236,17 +237,6 @@ def load_lexicon(name: str | Path = "default") -> dict[str, list[str]]:
     return data
 
 
-def _match_case(replacement: str, original: str) -> str:
-    """Give the replacement the original's case pattern and apostrophe style."""
-    if "\u2019" in original:
-        replacement = replacement.replace("'", "\u2019")
-    if len(original) > 1 and original.isupper():
-        return replacement.upper()
-    if original[:1].isupper():
-        return replacement[:1].upper() + replacement[1:]
-    return replacement
-
-
 class SynonymSubstituter:
     """RS-DA: each word becomes, uniformly at random, itself or one of its lexicon neighbours.
 
@@ -278,7 +268,7 @@ class SynonymSubstituter:
         if not neighbours:
             return word
         pick = self._rng.randrange(len(neighbours) + 1)
-        return word if pick == 0 else _match_case(neighbours[pick - 1], word)
+        return word if pick == 0 else match_case(neighbours[pick - 1], word)
 
     def state_dict(self) -> dict[str, Any]:
         """The RNG state, JSON-serialisable, so a resumed run draws the same substitutions."""
