@@ -186,9 +186,23 @@ def test_stale_reason(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_missing_diagnostics_evaluate_in_background(
-    tmp_path: Path, tiny_model_dir: Path
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import threading
+
+    from xrdiag.core import evaluate
     from xrdiag.core.evaluate import EvalOptions
+
+    # The real run_eval, held at a gate until the keys were pressed: on a quiet machine the
+    # tiny evaluation could otherwise finish before the test looks (a race, not a check).
+    gate = threading.Event()
+    real_run_eval = evaluate.run_eval
+
+    def gated_run_eval(*args: object, **kwargs: object) -> object:
+        gate.wait(60)
+        return real_run_eval(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluate, "run_eval", gated_run_eval)
 
     run = tmp_path / "fresh"
     ckpt = run / "checkpoints" / "step-000002"
@@ -212,6 +226,7 @@ async def test_missing_diagnostics_evaluate_in_background(
         assert screen.query_one(TabbedContent).active == "cka"
         assert screen.state.color_by == "domain"
         assert screen.evaluating, "the evaluation finished before the keys were tested"
+        gate.set()
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert not screen.evaluating
