@@ -174,7 +174,7 @@ def embed(
     "--analyses",
     default="retrieval,cka,probe,geometry,projection",
     show_default=True,
-    help="Comma list, or all.",
+    help="Comma list, or all (adds robustness).",
 )
 @click.option("--layers", default="last", show_default=True, help="all, last or e.g. 0,6,12.")
 @click.option("--langs", default=None, help="Comma-separated languages (default: all).")
@@ -197,6 +197,22 @@ def embed(
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
 @click.option("--max-length", type=int, default=512, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--noise-kinds",
+    default="char,word_dropout,synonym,strip_punct,lowercase",
+    show_default=True,
+    help="Query noise for --analyses robustness: comma list of char_swap, char_drop, "
+    "char_insert, char_replace, char (the four mixed), word_dropout, synonym (English), "
+    "strip_punct, lowercase.",
+)
+@click.option(
+    "--noise-rate",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Probability that each character or word of a query is perturbed.",
+)
+@click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def eval_command(
     model: str,
@@ -297,6 +313,17 @@ def _register_commands() -> None:
     from xrdiag.core.training.cli_train import train_command
 
     cli.add_command(train_command, name="train")
+    from xrdiag.core.study_cli import demo_command, study_command
+
+    cli.add_command(study_command, name="study")
+    cli.add_command(demo_command, name="demo")
+    from xrdiag.tui.cli_ui import ui_command
+
+    cli.add_command(ui_command, name="ui")
+    from xrdiag.report.cli_report import compare_command, report_command
+
+    cli.add_command(report_command, name="report")
+    cli.add_command(compare_command, name="compare")
     # (more commands are registered here as they land)
 
 

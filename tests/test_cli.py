@@ -101,8 +101,14 @@ def test_cache_info_and_clear(
 
 
 ENGINE_MODULES = (
-    "xrdiag.cli",
     "xrdiag.core.corpus",
+    "xrdiag.core.discover",
+    "xrdiag.core.robustness",
+    "xrdiag.core.study",
+    "xrdiag.core.study_cli",
+    "xrdiag.core.study_config",
+    "xrdiag.core.study_figures",
+    "xrdiag.core.compare",
     "xrdiag.core.encoder",
     "xrdiag.core.packed_forward",
     "xrdiag.core.embedding",
@@ -125,6 +131,9 @@ ENGINE_MODULES = (
     "xrdiag.analyses.probes",
     "xrdiag.analyses.geometry",
     "xrdiag.analyses.projection",
+    "xrdiag.analyses.perturb",
+    "xrdiag.analyses.robustness",
+    "xrdiag.analyses.paired",
 )
 HEAVY = ("textual", "torch", "transformers", "sklearn", "umap", "scipy", "numba")
 
@@ -138,6 +147,21 @@ def test_engine_layers_stay_headless() -> None:
         f"import sys, importlib; [importlib.import_module(m) for m in {ENGINE_MODULES!r}];"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}"
         " or m.startswith(('xrdiag.tui', 'xrdiag.report'))];"
+        "print(bad)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_cli_starts_without_heavy_imports() -> None:
+    """`xrdiag --help` loads no heavy library: commands import their engines when they run.
+
+    The CLI registers the thin command modules of the views (report, ui), never their screens.
+    """
+    code = (
+        "import sys; import xrdiag.cli;"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}"
+        " or m.startswith(('xrdiag.tui.screens', 'xrdiag.tui.app', 'xrdiag.report.html'))];"
         "print(bad)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

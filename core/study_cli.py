@@ -1,0 +1,234 @@
+"""`xrdiag study` and `xrdiag demo`: flags, the plan, progress, and the answer table.
+
+The numbers printed at the end come from the study's figures and comparison frames
+(`core/study_figures.py`); this module only lays them out with rich, progress on stderr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xrdiag.errors import UserError
+
+# Measured wall time of the presets (see the demo's closing note); said up front, not promised.
+EXPECTED = {
+    "quick": "about 7-10 minutes on 2 idle CPU cores (~30 s per training run)",
+    "full": "not yet timed; by estimate 15-30 minutes on one GPU, hours on a CPU",
+}
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A bar for the cells, one for the current cell's phase (earlier phases removed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                group = name.split(" ")[0]
+                for old in [k for k in tasks if k != "cells" and not k.startswith(group)]:
+                    bar.remove_task(tasks.pop(old))
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        yield update
+
+
+def _plan(cfg: Any, out: Path, expected: str | None) -> str:
+    """What the study will do, in a few lines."""
+    base = cfg.base_config()
+    p, e = base.protocol, cfg.eval
+    frozen = base.model.freeze_layers
+    lines = [
+        f"study -> {out}",
+        f"  {len(cfg.variants)} variants ({', '.join(cfg.variants)}) x {len(cfg.seeds)} seeds "
+        f"= {len(cfg.cells())} training runs of {base.optim.max_steps} steps "
+        f"(batch {base.batches.batch_size}, lower {frozen} layers frozen) on model "
+        f"{base.model.name!r}",
+        f"  training sees {', '.join(p.train_langs)} x {', '.join(p.train_domains)}; every "
+        f"checkpoint and the base model are evaluated on the {'+'.join(e.splits)} split(s) of "
+        f"every language and domain (<= {e.max_per_domain} ids per domain): recall@1 vs "
+        f"{p.pivot} both ways, CKA, probes, last layer",
+    ]
+    if not cfg.keep_checkpoints:
+        lines.append(
+            "  each cell's checkpoint is deleted once it is evaluated (events and diagnostics "
+            "stay); `xrdiag study --set study.keep_checkpoints=true` keeps them"
+        )
+    if expected:
+        lines.append(f"  expected: {expected}; Ctrl-C stops cleanly and the same command resumes")
+    return "\n".join(lines)
+
+
+def _print_answer(out: Path) -> None:
+    """The answer table and the significant differences, from figures/comparison parquet."""
+    import polars as pl
+    from rich.table import Table
+
+    from xrdiag.core.study import COMPARISON, FIGURES, SUMMARY_MD
+    from xrdiag.core.study_figures import answer_table
+
+    console = _console()
+    figures = pl.read_parquet(out / FIGURES)
+    comparison = pl.read_parquet(out / COMPARISON)
+    header, rows = answer_table(figures)
+    table = Table(title="recall@1 vs the pivot, last layer (95% CI over seeds and queries)")
+    table.add_column("figure", no_wrap=True)
+    for row in rows:  # variants as columns: a handful fit a terminal, ten figures do not
+        table.add_column(row[0], justify="right")
+    for i, name in enumerate(header[1:], start=1):
+        table.add_row(name, *[row[i] for row in rows])
+    deltas = {
+        r["variant"]: f"{r['delta']:+.3f}" + ("*" if r["significant"] else "")
+        for r in comparison.filter(
+            (pl.col("figure") == "recall@1")
+            & (pl.col("lang") == "all")
+            & (pl.col("domain") == "all")
+        ).iter_rows(named=True)
+    }
+    if deltas:
+        table.add_row("R@1 - baseline", *[deltas.get(row[0], "") for row in rows])
+    console.print(table)
+    sig = comparison.filter(pl.col("significant"))
+    if deltas:
+        console.print("* significant (sign-flip test over paired cells, Holm-adjusted p < 0.05)")
+    if comparison.height and sig.height == 0:
+        console.print(
+            f"No difference from the baseline is significant (Holm over {comparison.height} "
+            "comparisons)."
+        )
+    for r in sig.iter_rows(named=True):
+        console.print(
+            f"significant: {r['variant']} {r['figure']} (lang {r['lang']}, domain {r['domain']})"
+            f" {r['delta']:+.3f} vs {r['baseline']} (p_adj {r['p_adjusted']:.3g})"
+        )
+    console.print(f"results: {out}  (summary: {out / SUMMARY_MD})")
+
+
+def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) -> None:
+    from xrdiag.core.study import run_study
+
+    click.echo(_plan(cfg, out, expected), err=True)
+    with _progress() as progress:
+        outcome = run_study(
+            cfg, out, resume=resume, progress=progress, echo=lambda m: click.echo(m, err=True)
+        )
+    if outcome.status == "interrupted":
+        click.echo(
+            f"interrupted after {outcome.done} of {outcome.total} cells; resume with: {again}",
+            err=True,
+        )
+        return
+    click.echo(f"finished {outcome.total} cells in {outcome.seconds / 60:.1f} min", err=True)
+    _print_answer(out)
+
+
+@click.command("study")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Study TOML (see --print-config); presets and defaults fill what it leaves out.",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Study directory.")
+@click.option("--resume", is_flag=True, help="Continue the study in --out (finished cells kept).")
+@click.option(
+    "--preset",
+    type=click.Choice(["quick", "full"]),
+    default=None,
+    help="Start from this preset (default: the config's study.preset, else full).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a key, e.g. --set train.optim.max_steps=50 or --set study.seeds=[0,1].",
+)
+@click.option("--print-config", is_flag=True, help="Print the default study config and exit.")
+def study_command(
+    config_path: Path | None,
+    out: Path | None,
+    resume: bool,
+    preset: str | None,
+    overrides: tuple[str, ...],
+    print_config: bool,
+) -> None:
+    """Train variants x seeds under one zero-shot protocol, evaluate each, compare to the baseline.
+
+    Writes STUDY_DIR/summary.parquet, figures.parquet, comparison.parquet and summary.md. Ctrl-C
+    checkpoints the running cell and stops; --resume continues with the first unfinished cell.
+    """
+    from xrdiag.core.study import read_study_config
+    from xrdiag.core.study_config import default_study_text, load_study_config
+
+    if print_config:
+        click.echo(default_study_text(preset or "full"), nl=False)
+        return
+    if out is None:
+        raise UserError("--out: missing; expected the study directory to write (or --print-config)")
+    if resume and config_path is None and not overrides and preset is None:
+        cfg = read_study_config(out)
+    else:
+        cfg = load_study_config(config_path, overrides, preset=preset)
+    _run(cfg, out, resume, None, f"xrdiag study --out {out} --resume")
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Study directory; rerunning on a demo study resumes it.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["quick", "full"]),
+    default="quick",
+    show_default=True,
+    help="quick: 40 steps per run, about 10 min on 2 CPU cores; full: 300 steps, for a GPU.",
+)
+@click.option("--resume", is_flag=True, help="Continue the demo study in --out.")
+def demo_command(out: Path, preset: str, resume: bool) -> None:
+    """A small real study on the embedded model and bundled corpus: DANN x hybrid, 3 seeds.
+
+    Says what it will do and how long it expects, shows progress, can be interrupted (Ctrl-C)
+    and resumed by running it again, and prints the answer table with the results' path.
+    """
+    from xrdiag.core.discover import classify
+    from xrdiag.core.study import read_study_config
+    from xrdiag.core.study_config import GRID_2X2, load_study_config
+
+    if classify(out) == "study":
+        cfg = read_study_config(out)
+        if cfg.preset != preset:
+            click.echo(f"{out} holds a {cfg.preset!r} demo; resuming it as it is", err=True)
+        resume = True
+    elif resume:
+        raise UserError(f"--out {out}: no study to resume; run without --resume to start one")
+    else:
+        cfg = load_study_config(None, [f"study.variants={GRID_2X2}"], preset=preset)
+    again = f"xrdiag demo --out {out}"
+    _run(cfg, out, resume, EXPECTED.get(cfg.preset), again)
