@@ -5,21 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from xrdiag import __version__
+from xrdiag.console import console, step_progress
 from xrdiag.errors import UserError
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
@@ -78,7 +71,7 @@ def corpus_info(path: str, as_json: bool) -> None:
     else:
         from xrdiag.report.terminal import corpus_tables
 
-        corpus_tables(_console(), info)
+        corpus_tables(console(), info)
     if problems:
         sys.exit(UserError.exit_code)
 
@@ -138,7 +131,7 @@ def embed(
         token_budget=batch_size or DEFAULT_TOKEN_BUDGET,
     )
     label = f"embedding {len(data)} sentences"
-    with _step_progress() as progress:
+    with step_progress() as progress:
         emb = embed_corpus(encoder, data, layers, progress=lambda d, t: progress(label, d, t))
     if out is not None:
         save_embeddings(emb, out)
@@ -162,7 +155,7 @@ def embed(
     else:
         from xrdiag.report.terminal import embed_summary
 
-        embed_summary(_console(), emb, summary, pivot=pivot, layer=top, out=out)
+        embed_summary(console(), emb, summary, pivot=pivot, layer=top, out=out)
 
 
 # --------------------------------------------------------------------------- eval
@@ -230,7 +223,7 @@ def eval_command(
     except ValueError:
         raise UserError("--ks: expected comma-separated integers such as 1,5,10") from None
     opts = EvalOptions(analyses=parse_analyses(analyses), ks=ks, **options)
-    with _step_progress() as progress:
+    with step_progress() as progress:
         outcome = run_eval(model, corpus_path, out, opts, progress=progress)
     if as_json:
         from xrdiag.core.evaluate import scalar_metrics, summary_frame
@@ -251,30 +244,7 @@ def eval_command(
     else:
         from xrdiag.report.terminal import eval_summary
 
-        eval_summary(_console(), outcome, pivot=opts.pivot)
-
-
-@contextmanager
-def _step_progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    """One progress line per pipeline step (a bar for encoding, a spinner for analyses)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_console(stderr=True),
-        transient=True,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done, total=total)
-
-        yield update
+        eval_summary(console(), outcome, pivot=opts.pivot)
 
 
 # --------------------------------------------------------------------------- cache

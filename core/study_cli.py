@@ -6,13 +6,12 @@ The numbers printed at the end come from the study's figures and comparison fram
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from xrdiag.console import console, step_progress
 from xrdiag.errors import UserError
 
 # Measured wall time of the presets (see the demo's closing note); said up front, not promised.
@@ -20,38 +19,6 @@ EXPECTED = {
     "quick": "about 7-10 minutes on 2 idle CPU cores (~30 s per training run)",
     "full": "not yet timed; by estimate 15-30 minutes on one GPU, hours on a CPU",
 }
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr)
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A bar for the cells, one for the current cell's phase (earlier phases removed)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_console(stderr=True),
-        transient=True,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                group = name.split(" ")[0]
-                for old in [k for k in tasks if k != "cells" and not k.startswith(group)]:
-                    bar.remove_task(tasks.pop(old))
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done, total=total)
-
-        yield update
 
 
 def _plan(cfg: Any, out: Path, expected: str | None) -> str:
@@ -88,7 +55,7 @@ def _print_answer(out: Path) -> None:
     from xrdiag.core.study import COMPARISON, FIGURES, SUMMARY_MD
     from xrdiag.core.study_figures import answer_table
 
-    console = _console()
+    term = console()
     figures = pl.read_parquet(out / FIGURES)
     comparison = pl.read_parquet(out / COMPARISON)
     header, rows = answer_table(figures)
@@ -108,28 +75,28 @@ def _print_answer(out: Path) -> None:
     }
     if deltas:
         table.add_row("R@1 - baseline", *[deltas.get(row[0], "") for row in rows])
-    console.print(table)
+    term.print(table)
     sig = comparison.filter(pl.col("significant"))
     if deltas:
-        console.print("* significant (sign-flip test over paired cells, Holm-adjusted p < 0.05)")
+        term.print("* significant (sign-flip test over paired cells, Holm-adjusted p < 0.05)")
     if comparison.height and sig.height == 0:
-        console.print(
+        term.print(
             f"No difference from the baseline is significant (Holm over {comparison.height} "
             "comparisons)."
         )
     for r in sig.iter_rows(named=True):
-        console.print(
+        term.print(
             f"significant: {r['variant']} {r['figure']} (lang {r['lang']}, domain {r['domain']})"
             f" {r['delta']:+.3f} vs {r['baseline']} (p_adj {r['p_adjusted']:.3g})"
         )
-    console.print(f"results: {out}  (summary: {out / SUMMARY_MD})")
+    term.print(f"results: {out}  (summary: {out / SUMMARY_MD})")
 
 
 def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) -> None:
     from xrdiag.core.study import run_study
 
     click.echo(_plan(cfg, out, expected), err=True)
-    with _progress() as progress:
+    with step_progress(replace_phases=True) as progress:
         outcome = run_study(
             cfg, out, resume=resume, progress=progress, echo=lambda m: click.echo(m, err=True)
         )

@@ -7,23 +7,15 @@ error (bad input, malformed rule), one line on stderr.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
+from xrdiag.console import console, step_progress
 from xrdiag.errors import UserError
 
 EXIT_FAIL_IF = 1
 DEFAULT_FORMATS = "md,html,json,csv,parquet"
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -37,25 +29,6 @@ def _formats(text: str) -> tuple[str, ...]:
             f"expected a comma list of {', '.join(FORMATS)}"
         )
     return names
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A transient progress line per step on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=_console(stderr=True), transient=True,
-    ) as bar:  # fmt: skip
-        tasks: dict[str, Any] = {}
-
-        def update(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done, total=total)
-
-        yield update
 
 
 _PATH = click.Path(path_type=Path)
@@ -74,7 +47,7 @@ def report_command(inputs: tuple[Path, ...], out: Path, formats: str) -> None:
 
     chosen = _formats(formats)
     check_inputs(list(inputs))
-    with _progress() as progress:
+    with step_progress() as progress:
         written = write_report(list(inputs), out, chosen, progress=progress)
     for fmt, path in written.items():
         click.echo(f"{fmt}: {path}")
@@ -128,18 +101,18 @@ def compare_command(
         raise UserError(f"--threshold {threshold}: expected a non-negative number")
     rules = [parse_fail_if(text) for text in fail_if]
     chosen = _formats(formats) if out is not None else ()
-    with _progress() as progress:
+    with step_progress() as progress:
         frames, labels, notes = load_comparable(
             list(inputs), reevaluate=not no_reeval, progress=progress
         )
     full = compare_results(frames, labels, threshold=threshold)
     shown = full.filter(full["exceeds"]) if diff_only else full
-    console = _console()
-    print_comparison(console, shown, notes, limit, threshold, diff_only)
+    term = console()
+    print_comparison(term, shown, notes, limit, threshold, diff_only)
     if out is not None:
         from xrdiag.report.build import write_report
 
-        with _progress() as progress:
+        with step_progress() as progress:
             written = write_report(list(inputs), out, chosen, progress, shown, notes)
         for fmt, path in written.items():
             click.echo(f"{fmt}: {path}")
@@ -147,7 +120,7 @@ def compare_command(
     for rule in rules:
         failing = failing_cells(full, rule)
         if failing.height:
-            print_failures(_console(stderr=True), failing, str(rule))
+            print_failures(console(stderr=True), failing, str(rule))
             tripped = True
     if tripped:
         sys.exit(EXIT_FAIL_IF)
