@@ -33,7 +33,9 @@ from xrdiag.errors import UserError
 STUDY_FILE = "study.toml"
 DONE = "DONE"
 EVAL_CORPUS = "eval-corpus.parquet"
-EVAL_ANALYSES = ("retrieval", "cka", "probe")
+# geometry and the PCA projection cost about a second on a capped last layer; the dashboard
+# and the report show them for every cell.
+EVAL_ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")
 SUMMARY, FIGURES, COMPARISON, SUMMARY_MD = (
     "summary.parquet",
     "figures.parquet",
@@ -124,7 +126,8 @@ def _eval_corpus(cfg: StudyConfig, out: Path) -> Path:
 def _evaluate(
     cfg: StudyConfig, model: str, corpus: Path, out_dir: Path, progress: Progress
 ) -> None:
-    """Retrieval against the pivot both ways, CKA and probes on the last layer, seeded, capped."""
+    """Retrieval against the pivot both ways, CKA, probes, geometry and a PCA projection on the
+    last layer, seeded, capped."""
     from xrdiag.core.evaluate import EvalOptions, run_eval
 
     e = cfg.eval

@@ -35,7 +35,7 @@ def _plan(cfg: Any, out: Path, expected: str | None) -> str:
         f"  training sees {', '.join(p.train_langs)} x {', '.join(p.train_domains)}; every "
         f"checkpoint and the base model are evaluated on the {'+'.join(e.splits)} split(s) of "
         f"every language and domain (<= {e.max_per_domain} ids per domain): recall@1 vs "
-        f"{p.pivot} both ways, CKA, probes, last layer",
+        f"{p.pivot} both ways, CKA, probes, geometry, PCA, last layer",
     ]
     if not cfg.keep_checkpoints:
         lines.append(
