@@ -227,6 +227,30 @@ def eval_entry(path: Path, name: str) -> RunEntry:
     )
 
 
+def study_metric(study: Path) -> float | None:
+    """The baseline variant's overall recall@1 from figures.parquet (written by the study)."""
+    import tomllib
+
+    import polars as pl
+
+    try:
+        baseline = tomllib.loads((study / "study.toml").read_text("utf-8"))["study"]["baseline"]
+        frame = (
+            pl.scan_parquet(study / "figures.parquet")
+            .filter(
+                (pl.col("variant") == baseline)
+                & (pl.col("figure") == "recall@1")
+                & (pl.col("lang") == "all")
+                & (pl.col("domain") == "all")
+            )
+            .select("value")
+            .collect()
+        )
+    except Exception:  # noqa: BLE001 - an unfinished or broken study shows "no metric"
+        return None
+    return float(frame["value"][0]) if frame.height else None
+
+
 def study_entries(path: Path, name: str, now: float) -> list[RunEntry]:
     """A study's row (cells done / cells) followed by one row per cell run."""
     cells = []
@@ -253,6 +277,7 @@ def study_entries(path: Path, name: str, now: float) -> list[RunEntry]:
         status=status,
         step=done,
         max_steps=len(cells),
+        metric=study_metric(path),
         group=name,
     )
     return [row, *cells]

@@ -50,6 +50,14 @@ def test_scan_finds_every_kind_with_status_and_metric(fixture_runs: Path) -> Non
     study = entries["study-demo"]
     assert (study.kind, study.status, study.step, study.max_steps) == ("study", "finished", 2, 2)
     assert entries["study-demo/contrastive/seed-0"].group == "study-demo"
+    figures = pl.read_parquet(fixture_runs / "study-demo" / "figures.parquet")
+    baseline = figures.filter(
+        (pl.col("variant") == "contrastive")
+        & (pl.col("figure") == "recall@1")
+        & (pl.col("lang") == "all")
+        & (pl.col("domain") == "all")
+    )
+    assert baseline.height == 1 and study.metric == baseline["value"][0]
 
 
 def test_eval_metric_is_mean_cross_language_recall_at_top_layer(fixture_runs: Path) -> None:
