@@ -6,6 +6,8 @@ can raise it without importing the engine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class UserError(Exception):
     """Bad input a user can fix: a file, row, column, flag or value that is not what is expected.
@@ -24,3 +26,21 @@ def where(path: object, row: int | None = None, column: str | None = None) -> st
     if column is not None:
         parts.append(f"column {column!r}")
     return ", ".join(parts)
+
+
+def comma_choices(
+    flag: str, value: str | Sequence[str], allowed: Sequence[str], hint: str = ""
+) -> tuple[str, ...]:
+    """`a,b` (or a sequence) -> the names in order, duplicates dropped, each one of `allowed`.
+
+    An unknown name or an empty list is a UserError naming the flag and every allowed name.
+    """
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise UserError(
+            f"{flag} {','.join(parts)}: unknown {', '.join(unknown) or 'empty list'}; "
+            f"expected a comma list of {', '.join(allowed)}{hint}"
+        )
+    return names

@@ -43,7 +43,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from xrdiag.errors import UserError
+from xrdiag.errors import UserError, comma_choices
 
 CHAR_OPS: tuple[str, ...] = ("char_swap", "char_drop", "char_insert", "char_replace")
 KINDS: tuple[str, ...] = (
@@ -64,15 +64,7 @@ _BMP = 0x10000
 
 def parse_noise_kinds(value: str | Sequence[str]) -> tuple[str, ...]:
     """`char,synonym` (or a sequence) -> validated tuple of kinds, duplicates dropped."""
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    kinds = tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
-    bad = [k for k in kinds if k not in KINDS]
-    if bad or not kinds:
-        raise UserError(
-            f"--noise-kinds {','.join(parts)}: unknown {', '.join(bad) or 'empty list'}; "
-            f"expected a comma list of {', '.join(KINDS)}"
-        )
-    return kinds
+    return comma_choices("--noise-kinds", value, KINDS)
 
 
 def noise_label(kind: str, rate: float) -> str:

@@ -29,7 +29,7 @@ from xrdiag.cache.store import ArrayStore, cache_key
 from xrdiag.core.corpus import Corpus, load_corpus
 from xrdiag.core.embedding import Embeddings, embed_corpus, layer_key
 from xrdiag.core.encoder import DEFAULT_TOKEN_BUDGET, Encoder
-from xrdiag.errors import UserError
+from xrdiag.errors import UserError, comma_choices
 
 ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")
 # Run only when asked for by name or by `all` (robustness encodes the corpus once per noise).
@@ -93,14 +93,7 @@ def parse_analyses(text: str) -> tuple[str, ...]:
     """`retrieval,cka` -> validated tuple; `all` means every analysis, robustness included."""
     if text.strip() == "all":
         return ALL_ANALYSES
-    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
-    unknown = [n for n in names if n not in ALL_ANALYSES]
-    if unknown or not names:
-        raise UserError(
-            f"--analyses {text}: unknown {', '.join(unknown) or 'empty list'}; "
-            f"expected a comma list of {', '.join(ALL_ANALYSES)} (or all)"
-        )
-    return names
+    return comma_choices("--analyses", text, ALL_ANALYSES, " (or all)")
 
 
 @contextmanager

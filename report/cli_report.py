@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from xrdiag.console import console, step_progress
-from xrdiag.errors import UserError
+from xrdiag.errors import UserError, comma_choices
 
 EXIT_FAIL_IF = 1
 DEFAULT_FORMATS = "md,html,json,csv,parquet"
@@ -21,14 +21,7 @@ DEFAULT_FORMATS = "md,html,json,csv,parquet"
 def _formats(text: str) -> tuple[str, ...]:
     from xrdiag.report.build import FORMATS
 
-    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
-    unknown = [n for n in names if n not in FORMATS]
-    if unknown or not names:
-        raise UserError(
-            f"--format {text}: unknown {', '.join(unknown) or 'empty list'}; "
-            f"expected a comma list of {', '.join(FORMATS)}"
-        )
-    return names
+    return comma_choices("--format", text, FORMATS)
 
 
 _PATH = click.Path(path_type=Path)
