@@ -21,7 +21,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from xrdiag.tui.screens.diagnostics import ViewState, cycle
+from xrdiag.tui.screens.diagnostics import (
+    COLOUR_BINDING,
+    VIEW_BINDINGS,
+    ViewState,
+    cycle,
+    tab_bindings,
+)
 from xrdiag.tui.widgets import result_table as rt
 from xrdiag.tui.widgets.heatmap import Heatmap, describe
 from xrdiag.tui.widgets.scatter import ProjectionScatter
@@ -44,14 +50,9 @@ class CompareScreen(Screen):
         Binding("escape", "back", "back"),
         Binding("f", "toggle_diff", "diff only"),
         Binding("b", "next_other", "next B"),
-        Binding("m", "cycle('base')", "metric"),
-        Binding("s", "cycle('scoring')", "scoring"),
-        Binding("c", "cycle('correction')", "correction"),
-        Binding("l", "cycle('layer')", "layer"),
-        Binding("t", "cycle('target')", "target"),
-        Binding("d", "cycle('cka_domain')", "domain"),
-        Binding("k", "cycle('color_by')", "colour by"),
-        *(Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)),
+        *VIEW_BINDINGS,
+        COLOUR_BINDING,
+        *tab_bindings(TABS),
     ]
 
     DEFAULT_CSS = """

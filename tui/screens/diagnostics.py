@@ -75,21 +75,33 @@ class ViewState:
         return rt.retrieval_metric(self.base, self.scoring, self.correction)
 
 
+# The view keys Diagnostics and Compare share (both cycle the same ViewState fields).
+VIEW_BINDINGS = [
+    Binding("m", "cycle('base')", "metric"),
+    Binding("s", "cycle('scoring')", "scoring"),
+    Binding("c", "cycle('correction')", "correction"),
+    Binding("l", "cycle('layer')", "layer"),
+    Binding("t", "cycle('target')", "target"),
+    Binding("d", "cycle('cka_domain')", "domain"),
+]
+COLOUR_BINDING = Binding("k", "cycle('color_by')", "colour by")
+
+
+def tab_bindings(tabs: tuple[str, ...]) -> list[Binding]:
+    """Keys 1..n switch to the n tabs (hidden from the footer)."""
+    return [Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(tabs)]
+
+
 class DiagnosticsScreen(Screen):
     """Diagnostics of one checkpoint or evaluation (issue 7, screen 3)."""
 
     BINDINGS = [
         Binding("escape", "back", "back"),
-        Binding("m", "cycle('base')", "metric"),
-        Binding("s", "cycle('scoring')", "scoring"),
-        Binding("c", "cycle('correction')", "correction"),
-        Binding("l", "cycle('layer')", "layer"),
-        Binding("t", "cycle('target')", "target"),
-        Binding("d", "cycle('cka_domain')", "domain"),
+        *VIEW_BINDINGS,
         Binding("v", "cycle('ret_view')", "lang x domain/lang"),
-        Binding("k", "cycle('color_by')", "colour by"),
+        COLOUR_BINDING,
         Binding("e", "evaluate", "re-evaluate"),
-        *(Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)),
+        *tab_bindings(TABS),
     ]
 
     DEFAULT_CSS = """
