@@ -12,7 +12,7 @@ with the same n: thousands of language-pair intervals then cost milliseconds eac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -117,20 +117,20 @@ def summarise_columns(
     names = list(columns)
     values = np.column_stack([columns[k] for k in names])
     n = values.shape[0]
-    low: Sequence[float | None] = [None] * len(names)
-    high: Sequence[float | None] = [None] * len(names)
+    bounds: list[tuple[float | None, float | None]] = [(None, None)] * len(names)
     if bootstrap:
         if n not in boots:
             boots[n] = BootstrapMeans(n, bootstrap, seed)
         low, high = boots[n].intervals(values)
+        bounds = [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
     point = values.mean(axis=0)
     return [
         {
             **base,
             "metric": name,
             "value": float(point[i]),
-            "ci_low": None if low[i] is None else float(low[i]),
-            "ci_high": None if high[i] is None else float(high[i]),
+            "ci_low": bounds[i][0],
+            "ci_high": bounds[i][1],
             "n": n,
         }
         for i, name in enumerate(names)
