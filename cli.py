@@ -114,8 +114,8 @@ def embed(
 ) -> None:
     """Embed a corpus (every requested layer in one pass, cached) and summarise alignment."""
     from xrdiag.core.corpus import load_corpus
-    from xrdiag.core.embedding import embed_corpus, save_embeddings, translation_cosine
-    from xrdiag.core.encoder import DEFAULT_TOKEN_BUDGET, Encoder
+    from xrdiag.core.encoding.embedding import embed_corpus, save_embeddings, translation_cosine
+    from xrdiag.core.encoding.encoder import DEFAULT_TOKEN_BUDGET, Encoder
 
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: expected a positive number of tokens")

@@ -104,8 +104,8 @@ def main() -> None:
 
     from xrdiag.cache.store import ArrayStore
     from xrdiag.core.corpus import Corpus
-    from xrdiag.core.embedding import embed_corpus
-    from xrdiag.core.encoder import DEFAULT_TOKEN_BUDGET, Encoder
+    from xrdiag.core.encoding.embedding import embed_corpus
+    from xrdiag.core.encoding.encoder import DEFAULT_TOKEN_BUDGET, Encoder
 
     frame = sample_corpus(n, args.seed)
     texts = frame["text"].to_list()

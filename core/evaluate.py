@@ -27,8 +27,8 @@ from xrdiag.analyses.perturb import DEFAULT_KINDS, check_rate, parse_noise_kinds
 from xrdiag.analyses.schema import empty_results
 from xrdiag.cache.store import ArrayStore, cache_key
 from xrdiag.core.corpus import Corpus, load_corpus
-from xrdiag.core.embedding import Embeddings, embed_corpus, layer_key
-from xrdiag.core.encoder import DEFAULT_TOKEN_BUDGET, Encoder
+from xrdiag.core.encoding.embedding import Embeddings, embed_corpus, layer_key
+from xrdiag.core.encoding.encoder import DEFAULT_TOKEN_BUDGET, Encoder
 from xrdiag.errors import UserError, comma_choices
 
 ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")

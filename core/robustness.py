@@ -26,8 +26,8 @@ from xrdiag.analyses.robustness import CLEAN, RECALL, metric_name, query_langs, 
 from xrdiag.analyses.schema import empty_results
 from xrdiag.cache.store import ArrayStore
 from xrdiag.core.corpus import Corpus
-from xrdiag.core.embedding import Embeddings, embed_corpus
-from xrdiag.core.encoder import Encoder
+from xrdiag.core.encoding.embedding import Embeddings, embed_corpus
+from xrdiag.core.encoding.encoder import Encoder
 
 Progress = Callable[[str, int, int | None], None]
 

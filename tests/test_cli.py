@@ -12,8 +12,8 @@ import pytest
 
 from xrdiag.cli import main
 from xrdiag.core.corpus import load_corpus
-from xrdiag.core.embedding import load_embeddings
-from xrdiag.core.encoder import Encoder
+from xrdiag.core.encoding.embedding import load_embeddings
+from xrdiag.core.encoding.encoder import Encoder
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -109,10 +109,10 @@ ENGINE_MODULES = (
     "xrdiag.core.study_config",
     "xrdiag.core.study_figures",
     "xrdiag.core.compare",
-    "xrdiag.core.encoder",
-    "xrdiag.core.packed_forward",
-    "xrdiag.core.embedding",
-    "xrdiag.core.embedded_model",
+    "xrdiag.core.encoding.encoder",
+    "xrdiag.core.encoding.packed_forward",
+    "xrdiag.core.encoding.embedding",
+    "xrdiag.core.encoding.embedded_model",
     "xrdiag.core.evaluate",
     "xrdiag.core.events",
     "xrdiag.core.runs",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from xrdiag.core.encoder import MODEL_META_FILE
+from xrdiag.core.encoding.encoder import MODEL_META_FILE
 from xrdiag.errors import UserError
 
 TRAINER_STATE = "trainer_state.json"

@@ -190,7 +190,7 @@ def _cross_checks(cfg: TrainConfig, origins: Mapping[str, str], src: str) -> Non
 
 def _normalise_langs(data: dict[str, Any], origins: Mapping[str, str], src: str) -> None:
     """Spell protocol languages in BCP-47 as the corpus does (`es-LA` -> `es-419`)."""
-    from xrdiag.core.langcodes import normalize_lang
+    from xrdiag.core.corpus.langcodes import normalize_lang
 
     proto = data.get("protocol")
     if not isinstance(proto, dict):
@@ -388,7 +388,7 @@ def default_config_text() -> str:
 
 def validate_against_corpus(cfg: TrainConfig, corpus: Any, source: str = "config") -> None:
     """The protocol's languages and domains must exist in the corpus (`Corpus.langs/.domains`)."""
-    from xrdiag.core.langcodes import normalize_lang
+    from xrdiag.core.corpus.langcodes import normalize_lang
 
     p = cfg.protocol
     checks = [("protocol.pivot", [p.pivot], corpus.langs, "language")]

@@ -19,7 +19,7 @@ from xrdiag.analyses.cka import cross_language_cka
 from xrdiag.analyses.probes import probe_accuracy, sample_rows_by_id
 from xrdiag.analyses.retrieval import retrieval_results
 from xrdiag.analyses.schema import ALL_DOMAINS
-from xrdiag.core.encoder import length_batches
+from xrdiag.core.encoding.encoder import length_batches
 
 EVAL_TOKEN_BUDGET = 4096
 PROBE_FOLDS = 3

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from xrdiag.core.encoder import pick_device
+from xrdiag.core.encoding.encoder import pick_device
 from xrdiag.errors import UserError
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from xrdiag.core.corpus import Corpus
-from xrdiag.core.langcodes import lang_problem, normalize_lang
+from xrdiag.core.corpus.langcodes import lang_problem, normalize_lang
 from xrdiag.errors import UserError
 
 if TYPE_CHECKING:

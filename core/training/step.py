@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from xrdiag.core.corpus import load_corpus
-from xrdiag.core.encoder import (
+from xrdiag.core.encoding.encoder import (
     default_prefix,
     model_load_errors,
     resolve_model_path,

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xrdiag.core import embedded_model as em
-from xrdiag.core.e5_format import QK, dequantize_q4_0, read_e5_file
+from xrdiag.core.encoding import embedded_model as em
+from xrdiag.core.encoding.e5_format import QK, dequantize_q4_0, read_e5_file
 
 pytestmark = pytest.mark.slow
 

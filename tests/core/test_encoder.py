@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from xrdiag.core.encoder import Encoder, PackedForward, length_batches, model_fingerprint
+from xrdiag.core.encoding.encoder import Encoder, PackedForward, length_batches, model_fingerprint
 from xrdiag.errors import UserError
 
 SENTENCES = [

@@ -12,7 +12,7 @@ import pytest
 from xrdiag.analyses.retrieval import retrieval_results
 from xrdiag.analyses.schema import validate_results
 from xrdiag.core.corpus import load_corpus
-from xrdiag.core.encoder import Encoder
+from xrdiag.core.encoding.encoder import Encoder
 from xrdiag.core.evaluate import EvalOptions, parse_analyses, run_eval, summary_frame
 from xrdiag.errors import UserError
 

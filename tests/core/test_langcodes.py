@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xrdiag.core.langcodes import (
+from xrdiag.core.corpus.langcodes import (
     ISO639_1,
     ISO639_3_TO_1,
     is_language,

@@ -20,7 +20,7 @@ import polars as pl
 
 from xrdiag.cache.store import ArrayStore, cache_key
 from xrdiag.core.corpus import Corpus
-from xrdiag.core.encoder import Encoder
+from xrdiag.core.encoding.encoder import Encoder
 
 META_COLUMNS = ("id", "lang", "domain", "split")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xrdiag.core.packed_forward import PackedForward
+from xrdiag.core.encoding.packed_forward import PackedForward
 from xrdiag.errors import UserError
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class EncodeSpec:
 def resolve_model_path(model: str) -> str:
     """`default` is the embedded model; a path must hold weights; anything else is a hub id."""
     if model in ("", DEFAULT_MODEL):
-        from xrdiag.core.embedded_model import embedded_model_dir
+        from xrdiag.core.encoding.embedded_model import embedded_model_dir
 
         return str(embedded_model_dir())
     path = Path(model).expanduser()

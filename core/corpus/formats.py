@@ -13,55 +13,24 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.parsers import expat
 
 import polars as pl
 
+from xrdiag.core.corpus.gettext import read_gettext
+from xrdiag.core.corpus.raw import ROW, RawTable, decode_utf8, empty_table, err, msg
 from xrdiag.errors import UserError
 
-ROW = "__row"
 FORMATS = ".parquet, .csv, .tsv, .jsonl, .ndjson, .tmx or a gettext locale directory"
 _CORE_STRINGS = {name: pl.String for name in ("id", "lang", "domain", "split", "text")}
 _INLINE_CODES = {"bpt", "ept", "ph", "it", "ut"}  # native markup inside a TMX <seg>, not text
 
 
-def msg(source: str, where: str | None, problem: str, expected: str) -> str:
-    """The one-line problem: `file, where: problem; expected ...`."""
-    return (
-        f"{source}, {where}: {problem}; expected {expected}"
-        if where
-        else f"{source}: {problem}; expected {expected}"
-    )
-
-
-def err(source: str, where: str | None, problem: str, expected: str) -> UserError:
-    """The one-line error for `msg`."""
-    return UserError(msg(source, where, problem, expected))
-
-
-@dataclass(frozen=True)
-class RawTable:
-    """A parsed, not yet validated corpus: columns as found plus the `__row` key."""
-
-    frame: pl.DataFrame
-    source: str
-    locate: Callable[[int], str]
-    problems: list[str] = field(default_factory=list)  # structural, found while parsing
-    recheck: Callable[[], list[str]] | None = None  # slower structural check, run on failure
-
-
-def _empty(source: str) -> RawTable:
-    return RawTable(pl.DataFrame(schema={ROW: pl.UInt32}), source, str)
-
-
 def read_raw(path: Path, source: str) -> RawTable:
     """Parse `path` by its suffix, or as a gettext tree when it is a directory."""
     if path.is_dir():
-        from xrdiag.core.corpus_gettext import read_gettext  # it builds on this module
-
         return read_gettext(path, source)
     if not path.exists():
         raise err(source, None, "no such file or directory", f"a corpus file ({FORMATS})")
@@ -75,22 +44,6 @@ def read_raw(path: Path, source: str) -> RawTable:
     if suffix == ".tmx":
         return read_tmx(path, source)
     raise err(source, None, f"unknown corpus format {suffix or '(no suffix)'!r}", FORMATS)
-
-
-def read_utf8(path: Path, source: str) -> str:
-    """The file's text (BOM dropped); a byte that is not UTF-8 is reported by line and offset."""
-    return decode_utf8(path.read_bytes(), source)
-
-
-def decode_utf8(data: bytes, source: str) -> str:
-    """`data` as text (BOM dropped), or the UserError naming the first byte that is not UTF-8."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        where = f"line {line} (byte {exc.start})"
-        raise err(source, where, "not valid UTF-8", "a UTF-8 encoded text file") from None
-    return text.removeprefix("\ufeff")
 
 
 def read_parquet(path: Path, source: str) -> RawTable:
@@ -135,7 +88,7 @@ def read_delimited(path: Path, source: str, sep: str) -> RawTable:
     raw = path.read_bytes()
     data = raw.removeprefix(codecs.BOM_UTF8)
     if not data.strip():
-        return _empty(source)
+        return empty_table(source)
     decoded: list[str] = []
 
     def text() -> str:  # only decoded in Python when a problem must be located
@@ -183,7 +136,7 @@ def read_jsonl(path: Path, source: str) -> RawTable:
     data = raw.removeprefix(codecs.BOM_UTF8)
     numbers = [n for n, line in enumerate(data.split(b"\n"), 1) if line.strip()]
     if not numbers:
-        return _empty(source)
+        return empty_table(source)
     try:
         frame = pl.read_ndjson(data, infer_schema_length=None)
     except Exception:  # polars names no line: re-read with the stdlib to find it

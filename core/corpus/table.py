@@ -15,8 +15,9 @@ from typing import Any
 
 import polars as pl
 
-from xrdiag.core.corpus_formats import ROW, RawTable, err, msg, read_raw
-from xrdiag.core.langcodes import lang_problem, normalize_lang
+from xrdiag.core.corpus.formats import read_raw
+from xrdiag.core.corpus.langcodes import lang_problem, normalize_lang
+from xrdiag.core.corpus.raw import ROW, RawTable, err, msg
 from xrdiag.errors import UserError
 
 REQUIRED = ("id", "lang", "text")
@@ -38,7 +39,7 @@ _WHAT = {
 
 def bundled_corpus_path() -> Path:
     """The bundled TICO-19 subset (13 languages, 3,071 ids, CC0) shipped inside the package."""
-    return Path(__file__).parent / "data" / "tico19_subset.parquet"
+    return Path(__file__).parent.parent / "data" / "tico19_subset.parquet"
 
 
 def split_of(id_: str, ratios: Sequence[float] = DEFAULT_SPLIT_RATIOS) -> str:
