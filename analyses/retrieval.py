@@ -8,7 +8,7 @@ document tied with others is ranked after them.
 
 Metric names encode scoring and correction, always as `f"{base}|{scoring}|{correction}"`:
 base in `recall@<k>`, `mrr`, `lang_bias_rank_spread`; scoring in `cos`, `margin`; correction in
-`none`, `center`, `lir` (e.g. `recall@1|margin|center`). `parse_metric` splits them back.
+`none`, `center`, `lir` (e.g. `recall@1|margin|center`); `analyses.schema` owns the vocabulary.
 
 Scorings: cosine, and the ratio margin of Artetxe & Schwenk (2019) with k = `margin_k`:
 margin(x, y) = cos(x, y) / (mean_{z in NN_k(x)} cos(x, z) / 2 + mean_{z in NN_k(y)} cos(y, z) / 2),
@@ -37,24 +37,17 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.bootstrap import BootstrapMeans, summarise_columns
-from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
+from xrdiag.analyses.schema import (
+    ALL_DOMAINS,
+    CORRECTIONS,
+    SCORINGS,
+    metric_name,
+    results_frame,
+)
 from xrdiag.analyses.topk import knn_means, pair_gold_ranks, rank_spreads, translation_table
 from xrdiag.errors import UserError
 
-SCORINGS: tuple[str, ...] = ("cos", "margin")
-CORRECTIONS: tuple[str, ...] = ("none", "center", "lir")
 LANG_BIAS = "lang_bias_rank_spread"
-
-
-def metric_name(base: str, scoring: str, correction: str) -> str:
-    """`recall@1|cos|none`-style metric name (see the module docstring)."""
-    return f"{base}|{scoring}|{correction}"
-
-
-def parse_metric(metric: str) -> tuple[str, str, str]:
-    """Split a retrieval metric name into (base, scoring, correction)."""
-    base, scoring, correction = metric.split("|")  # ValueError unless exactly three parts
-    return base, scoring, correction
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""The long results schema every diagnostic returns (DESIGN.md, "Results").
+"""The result vocabulary: the long results schema every diagnostic returns, and metric names.
 
 One frame shape for every analysis means every view (TUI, report, compare) can pivot any of
-them without knowing which analysis produced a row.
+them without knowing which analysis produced a row (DESIGN.md, "Results"). Retrieval metric
+names encode scoring and correction as `f"{base}|{scoring}|{correction}"` (`recall@1|cos|none`);
+`metric_name` builds them and `parse_metric` splits them, for the analyses and the views alike.
 """
 
 from __future__ import annotations
@@ -27,6 +29,26 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
 RESULT_COLUMNS: tuple[str, ...] = tuple(RESULT_SCHEMA)
 
 ALL_DOMAINS = "all"
+
+# Retrieval metric names: base | scoring | correction.
+RETRIEVAL_BASES: tuple[str, ...] = ("recall@1", "recall@5", "recall@10", "mrr")
+SCORINGS: tuple[str, ...] = ("cos", "margin")
+CORRECTIONS: tuple[str, ...] = ("none", "center", "lir")
+
+
+def metric_name(base: str, scoring: str, correction: str) -> str:
+    """`recall@1|cos|none`-style metric name of a retrieval figure."""
+    return f"{base}|{scoring}|{correction}"
+
+
+def parse_metric(metric: str) -> tuple[str, str, str]:
+    """Split a retrieval metric name into (base, scoring, correction)."""
+    base, scoring, correction = metric.split("|")  # ValueError unless exactly three parts
+    return base, scoring, correction
+
+
+# The headline figure: recall@1 with cosine scoring and no correction.
+PRIMARY_RECALL = metric_name("recall@1", "cos", "none")
 
 
 def results_frame(rows: Iterable[Mapping[str, Any]], checkpoint: str = "") -> pl.DataFrame:

@@ -10,17 +10,16 @@ overlap between confidence intervals"). Cells without an interval are never sign
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
-from xrdiag.core.discover import classify
+from xrdiag.core.layout.dirs import EvalDir
+from xrdiag.core.layout.resolve import written_diagnostics
 from xrdiag.errors import UserError
 
 KEY_COLUMNS = ("analysis", "metric", "layer", "src_lang", "tgt_lang", "domain")
@@ -85,53 +84,6 @@ def _side(frame: pl.DataFrame, suffix: str) -> pl.DataFrame:
 # --------------------------------------------------------------------------- inputs
 
 
-def _read_manifest(eval_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((eval_dir / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{eval_dir / 'manifest.json'}: unreadable ({exc})") from None
-
-
-def resolve_eval_dir(path: Path) -> tuple[Path, str, str | None]:
-    """The eval dir behind an input, a label for it, and a note (or None).
-
-    An eval dir is itself; a run dir is its newest checkpoint's diagnostics; a checkpoint dir
-    (`RUN/checkpoints/step-N`) is `RUN/diagnostics/step-N`.
-    """
-    from xrdiag.core.runs import RunDir
-
-    path = Path(path)
-    kind = classify(path)
-    if kind == "eval":
-        return path, path.name, None
-    if kind == "run":
-        diag = sorted(p for p in (path / "diagnostics").glob("step-*") if classify(p) == "eval")
-        if not diag:
-            raise UserError(f"{path}: run has no diagnostics yet (expected diagnostics/step-N/)")
-        note = None
-        latest = RunDir(path).latest_checkpoint()
-        if latest is not None and latest[1].name != diag[-1].name:
-            note = f"{path.name}: newest checkpoint {latest[1].name} has no diagnostics yet; "
-            note += f"using {diag[-1].name}"
-        return diag[-1], f"{_run_label(path)}@{diag[-1].name}", note
-    if kind == "study":
-        raise UserError(f"{path}: a study; compare its cells (e.g. {path}/cells/<variant>/seed-0)")
-    if path.parent.name == "checkpoints" and path.name.startswith("step-"):
-        found = path.parent.parent / "diagnostics" / path.name
-        if classify(found) == "eval":
-            return found, f"{_run_label(path.parent.parent)}@{path.name}", None
-        raise UserError(f"{path}: checkpoint has no diagnostics (expected {found})")
-    raise UserError(
-        f"{path}: not an eval dir (manifest.json + results.parquet), a run dir (run.toml) "
-        "or a checkpoint dir"
-    )
-
-
-def _run_label(run: Path) -> str:
-    """`variant/seed-s` for a study cell, else the run directory's name."""
-    return f"{run.parent.name}/{run.name}" if run.parent.parent.name == "cells" else run.name
-
-
 def _unique(labels: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     out = []
@@ -141,8 +93,8 @@ def _unique(labels: list[str]) -> list[str]:
     return out
 
 
-def _rows(eval_dir: Path) -> pl.DataFrame:
-    path = eval_dir / "rows.parquet"
+def _rows(eval_dir: EvalDir) -> pl.DataFrame:
+    path = eval_dir.rows
     if not path.is_file():
         raise UserError(f"{path}: missing; compare needs the corpus rows each side used")
     return pl.read_parquet(path)
@@ -160,13 +112,13 @@ def load_comparable(
     re-evaluated on the shared rows with its manifest's model and options (`reevaluate`), or
     the call refuses: with one line when no row is shared or a model is not available.
     """
-    resolved = [resolve_eval_dir(Path(p)) for p in paths]
+    resolved = [written_diagnostics(Path(p)) for p in paths]
     notes = [note for _, _, note in resolved if note]
     labels = _unique([label for _, label, _ in resolved])
     dirs = [d for d, _, _ in resolved]
     keys = [_rows(d).select("id", "lang") for d in dirs]
     sets = [set(k.iter_rows()) for k in keys]
-    frames = [pl.read_parquet(d / "results.parquet") for d in dirs]
+    frames = [pl.read_parquet(d.results) for d in dirs]
     if all(s == sets[0] for s in sets[1:]):
         return frames, labels, notes
     shared = set.intersection(*sets)
@@ -185,17 +137,17 @@ def load_comparable(
 
 
 def _reevaluate(
-    eval_dir: Path, shared: set[tuple[str, str]], out: Path, progress: Progress | None
+    eval_dir: EvalDir, shared: set[tuple[str, str]], out: Path, progress: Progress | None
 ) -> pl.DataFrame:
     """run_eval of an eval dir's model and options on the shared rows only."""
     from xrdiag.core.corpus import load_corpus
     from xrdiag.core.evaluate import EvalOptions, run_eval
 
-    manifest = _read_manifest(eval_dir)
+    manifest = eval_dir.read_manifest()
     model = (manifest.get("model") or {}).get("path") or (manifest.get("model") or {}).get("name")
     if not model or not (model == "default" or Path(model).exists()):
         raise UserError(
-            f"{eval_dir}: rows differ from the other side and its model {model!r} is not "
+            f"{eval_dir.root}: rows differ from the other side and its model {model!r} is not "
             "available to re-evaluate on the shared rows"
         )
     rows = _rows(eval_dir)
@@ -206,7 +158,7 @@ def _reevaluate(
         texts = load_corpus(source).frame.select("id", "lang", "text")
         rows = rows.join(texts, on=["id", "lang"], how="left")
         if rows["text"].null_count():
-            raise UserError(f"{eval_dir}: corpus {source!r} lacks texts of rows it was run on")
+            raise UserError(f"{eval_dir.root}: corpus {source!r} lacks texts of rows it was run on")
     out.mkdir(parents=True, exist_ok=True)
     corpus_file = out / "shared-rows.parquet"
     rows.select("id", "lang", "domain", "split", "text").write_parquet(corpus_file)
@@ -222,7 +174,7 @@ def _reevaluate(
         )
     except UserError as exc:
         raise UserError(
-            f"{eval_dir}: re-evaluating on the {rows.height} shared rows: {exc}"
+            f"{eval_dir.root}: re-evaluating on the {rows.height} shared rows: {exc}"
         ) from None
     return outcome.results
 

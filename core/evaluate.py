@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +26,16 @@ from xrdiag.cache.store import ArrayStore, cache_key
 from xrdiag.core.corpus import Corpus, load_corpus
 from xrdiag.core.encoding.embedding import Embeddings, embed_corpus, layer_key
 from xrdiag.core.encoding.encoder import DEFAULT_TOKEN_BUDGET, Encoder
+from xrdiag.core.layout.atomic import write_atomic
+from xrdiag.core.layout.dirs import EvalDir
+from xrdiag.core.layout.names import ROWS
+from xrdiag.core.provenance import EVAL_PACKAGES, package_versions
 from xrdiag.errors import UserError, comma_choices
 
 ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")
 # Run only when asked for by name or by `all` (robustness encodes the corpus once per noise).
 OPTIONAL_ANALYSES = ("robustness",)
 ALL_ANALYSES = ANALYSES + OPTIONAL_ANALYSES
-PACKAGES = ("xrdiag", "torch", "transformers", "numpy", "polars", "scikit-learn", "umap-learn")
 
 # A step reports (name, done, total); total None means "running, size unknown".
 Progress = Callable[[str, int, int | None], None]
@@ -164,12 +164,13 @@ def run_eval(
     manifest = _manifest(model, checkpoint, encoder, emb, corpus.source, layers, options, timings)
     manifest["analyses_from_cache"] = from_cache
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / "results.parquet", lambda p: results.write_parquet(p))
-    _write_atomic(out_dir / "rows.parquet", lambda p: emb.meta.write_parquet(p))
+    target = EvalDir(out_dir)
+    write_atomic(target.results, results.write_parquet)
+    write_atomic(target.rows, emb.meta.write_parquet)
     if projection is not None:
-        _write_atomic(out_dir / "projection.parquet", lambda p: projection.write_parquet(p))
-    _write_atomic(
-        out_dir / "manifest.json",
+        write_atomic(target.projection, projection.write_parquet)
+    write_atomic(  # the manifest last: an eval dir is complete once it exists
+        target.manifest,
         lambda p: p.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"),
     )
     return EvalOutcome(out_dir=out_dir, results=results, manifest=manifest, timings=timings)
@@ -369,7 +370,7 @@ def _manifest(
         "corpus": {"source": corpus_source, "fingerprint": emb.corpus_fingerprint},
         "rows": {
             "n": emb.n,
-            "file": "rows.parquet",
+            "file": ROWS,
             "sha256_of_id_lang": rows_digest.hexdigest(),
             "langs": sorted(emb.meta["lang"].unique().to_list()),
             "domains": sorted(emb.meta["domain"].unique().to_list()),
@@ -379,32 +380,10 @@ def _manifest(
         "options": asdict(options),
         "seed": options.seed,
         "timings_s": timings,
-        "versions": _versions(),
+        "versions": package_versions(EVAL_PACKAGES, missing="not installed"),
         "python": platform.python_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write through a temporary file in the same directory, then rename over the target."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def summary_frame(results: pl.DataFrame, pivot: str | None) -> pl.DataFrame:

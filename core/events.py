@@ -16,9 +16,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from xrdiag.core.layout.names import EVENTS_FILE
 from xrdiag.errors import UserError
 
-EVENTS_FILE = "events.jsonl"
+__all__ = ["EVENTS_FILE", "EventTail", "EventWriter", "encode_event", "read_events", "tail_events"]
+# Reading a stream from its end: blocks of this size, never more than TAIL_MAX bytes in all.
+TAIL_BLOCK = 1 << 16
+TAIL_MAX = 1 << 24
 
 
 def _finite(value: Any) -> Any:
@@ -150,22 +154,74 @@ class EventTail:
     """Incremental reader for a file that is still growing: each `poll()` returns new events.
 
     It remembers the byte offset after the last complete line, so a line being written is
-    picked up whole on a later poll, never half.
+    picked up whole on a later poll, never half. A strict tail raises UserError on a complete
+    line that is not a JSON object; a `tolerant` one skips it and keeps the first such error
+    in `error` (a viewer shows the good events and says what it skipped).
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, tolerant: bool = False) -> None:
         self.path = Path(path)
-        self.offset = 0
+        self.tolerant = tolerant
+        self.error: str | None = None
+        self._offset = 0
         self._line = 1
 
     def poll(self) -> list[dict[str, Any]]:
         try:
             with self.path.open("rb") as fh:
-                fh.seek(self.offset)
+                fh.seek(self._offset)
                 data = fh.read()
         except FileNotFoundError:
             return []
-        events, used = _complete(data, self.path, self._line)
-        self._line += data[:used].count(b"\n")
-        self.offset += used
+        end = data.rfind(b"\n") + 1
+        if self.tolerant:
+            events = []
+            for number, raw in enumerate(data[:end].split(b"\n"), start=self._line):
+                try:
+                    events += list(_parse_lines(raw, self.path, number))
+                except UserError as exc:
+                    self.error = self.error or str(exc)
+        else:
+            events = list(_parse_lines(data[:end], self.path, self._line))
+        self._line += data[:end].count(b"\n")
+        self._offset += end
         return events
+
+
+def _tolerant_lines(data: bytes) -> Iterator[dict[str, Any]]:
+    """The JSON objects among `data`'s lines; torn or corrupt lines are skipped."""
+    for raw in data.split(b"\n"):
+        try:
+            event = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
+def tail_events(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The first event and the last events of a stream, back to its last eval and start/resume.
+
+    Reads blocks from the end of the file until both are found (or the whole file is read), so
+    a long run costs a few kilobytes, not its whole history. Unparsable lines are skipped: a
+    status at a glance must not fail on one bad line.
+    """
+    try:
+        fh = path.open("rb")
+    except OSError:
+        return None, []
+    with fh:
+        first = next(_tolerant_lines(fh.readline()), None)
+        size = fh.seek(0, os.SEEK_END)
+        start, data = size, b""
+        while start > 0 and size - start < TAIL_MAX:
+            start = max(0, start - TAIL_BLOCK)
+            fh.seek(start)
+            data = fh.read(size - start)
+            cut = data.find(b"\n") + 1 if start > 0 else 0
+            events = list(_tolerant_lines(data[cut:]))
+            kinds = {e.get("kind") for e in events}
+            if "eval" in kinds and kinds & {"start", "resume"}:
+                return first, events
+        cut = data.find(b"\n") + 1 if start > 0 else 0
+        return first, list(_tolerant_lines(data[cut:]))

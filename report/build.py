@@ -12,47 +12,21 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from xrdiag.core.discover import classify
-from xrdiag.core.runs import write_text_atomic
+from xrdiag.core.layout import names
+from xrdiag.core.layout.atomic import write_text_atomic
+from xrdiag.core.layout.dirs import EvalDir, RunDir, StudyDir, classify
+from xrdiag.core.layout.status import status_line
 from xrdiag.errors import UserError
 from xrdiag.report import tables
+from xrdiag.report.bundle import Bundle, Source
 
 FORMATS = ("md", "html", "json", "csv", "parquet")
 Progress = Callable[[str, int, int | None], None]
-_LIFECYCLE = ("start", "resume", "end", "interrupted", "stopped", "nonfinite")
-
-
-@dataclass
-class Source:
-    """One input as loaded: its results (long schema) and what its kind adds."""
-
-    path: Path
-    kind: str  # eval | run | study
-    label: str
-    results: pl.DataFrame
-    manifest: dict[str, Any] | None = None
-    projection: pl.DataFrame | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    config: dict[str, Any] | None = None  # run.toml or study.toml
-    status: str | None = None
-    finished: bool = True
-    notes: list[str] = field(default_factory=list)
-    figures: pl.DataFrame | None = None
-    comparison: pl.DataFrame | None = None
-
-    def headline_results(self) -> pl.DataFrame:
-        """The results the pivots show: a run's newest diagnostics; a study's base model."""
-        if self.kind == "run" and self.results.height:
-            return self.results.filter(pl.col("checkpoint") == self.results["checkpoint"].max())
-        if self.kind == "study" and "variant" in self.results.columns:
-            return self.results.filter(pl.col("variant") == "base")
-        return self.results
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -75,62 +49,27 @@ def _parquet(path: Path) -> pl.DataFrame | None:
 
 def load_eval(path: Path, label: str | None = None) -> Source:
     """An eval dir: results.parquet, manifest.json, projection.parquet if written."""
-    results = pl.read_parquet(path / "results.parquet")
+    found = EvalDir(path)
     return Source(
         path=path,
         kind="eval",
         label=label or path.name,
-        results=results,
-        manifest=_read_json(path / "manifest.json"),
-        projection=_parquet(path / "projection.parquet"),
+        results=pl.read_parquet(found.results),
+        manifest=_read_json(found.manifest),
+        projection=_parquet(found.projection),
     )
-
-
-def run_status(events: Sequence[dict[str, Any]]) -> tuple[str, bool]:
-    """(human status, finished?) from the last lifecycle event of a run's stream."""
-    life = [e for e in events if e.get("kind") in _LIFECYCLE]
-    steps = [e["step"] for e in events if e.get("kind") == "step" and "step" in e]
-    starts = [e for e in events if e.get("kind") == "start"]
-    total = starts[-1].get("max_steps") if starts else None
-    where = f"step {steps[-1] if steps else 0}" + (f" of {total}" if total else "")
-    if not life:
-        return f"no lifecycle events yet ({where})", False
-    kind = life[-1]["kind"]
-    if kind == "end":
-        return f"finished ({where})", True
-    if kind in ("interrupted", "stopped"):
-        return f"{kind} at {where}; resumable with xrdiag train --resume", False
-    if kind == "nonfinite":
-        return f"stopped on a non-finite loss at {where}", False
-    return f"{_liveness(life[-1])}: no end event yet ({where})", False
-
-
-def _liveness(event: dict[str, Any]) -> str:
-    """Whether the process of a start/resume event still runs: only knowable on its host."""
-    import os
-    import socket
-
-    pid, host = event.get("pid"), event.get("host")
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return f"still training on {host} or crashed" if host else "still training or crashed"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return f"crashed (process {pid} is gone)"
-    except PermissionError:
-        pass
-    return f"still training (process {pid})"
 
 
 def load_run(path: Path) -> Source:
     """A run dir: run.toml, events.jsonl, and every diagnostics/step-N eval dir so far."""
-    from xrdiag.core.events import EVENTS_FILE, read_events
+    from xrdiag.core.events import read_events
 
-    events = read_events(path / EVENTS_FILE) if (path / EVENTS_FILE).is_file() else []
-    status, finished = run_status(events)
-    diags = sorted(p for p in (path / "diagnostics").glob("step-*") if classify(p) == "eval")
+    run = RunDir(path)
+    events = read_events(run.events_file) if run.events_file.is_file() else []
+    status, finished = status_line(events)
+    diags = run.evaluated()
     frames = [
-        pl.read_parquet(d / "results.parquet").with_columns(pl.lit(d.name).alias("checkpoint"))
+        pl.read_parquet(d.results).with_columns(pl.lit(d.root.name).alias("checkpoint"))
         for d in diags
     ]
     results = pl.concat(frames) if frames else _empty()
@@ -140,13 +79,13 @@ def load_run(path: Path) -> Source:
         label=path.name,
         results=results,
         events=events,
-        config=_read_toml(path / "run.toml"),
+        config=_read_toml(run.run_file),
         status=status,
         finished=finished,
     )
     if diags:
-        src.manifest = _read_json(diags[-1] / "manifest.json")
-        src.projection = _parquet(diags[-1] / "projection.parquet")
+        src.manifest = _read_json(diags[-1].manifest)
+        src.projection = _parquet(diags[-1].projection)
     else:
         src.notes.append("no diagnostics written yet: training curves only")
     if not finished:
@@ -156,22 +95,23 @@ def load_run(path: Path) -> Source:
 
 def load_study(path: Path) -> Source:
     """A study dir: study.toml, summary/figures/comparison parquet, the base model's eval."""
-    config = _read_toml(path / "study.toml")
-    summary = _parquet(path / "summary.parquet")
-    cells = sorted(p for p in (path / "cells").glob("*/seed-*") if p.is_dir())
-    done = [c for c in cells if (c / "DONE").is_file()]
+    study = StudyDir(path)
+    config = _read_toml(study.config_file)
+    summary = _parquet(study.file(names.SUMMARY))
+    cells = study.cell_dirs()
+    done = [c for c in cells if (c / names.DONE).is_file()]
     src = Source(path=path, kind="study", label=path.name, config=config,
                  results=summary if summary is not None else _empty(),
-                 figures=_parquet(path / "figures.parquet"),
-                 comparison=_parquet(path / "comparison.parquet"))  # fmt: skip
+                 figures=_parquet(study.file(names.FIGURES)),
+                 comparison=_parquet(study.file(names.COMPARISON)))  # fmt: skip
     src.finished = summary is not None and len(done) == len(cells)
     src.status = f"{len(done)} of {len(cells)} cells done"
     if not src.finished:
         src.notes.append(f"this study is not complete ({src.status}); reported as it is so far")
-    if (path / "base" / "projection.parquet").is_file():
-        src.projection = pl.read_parquet(path / "base" / "projection.parquet")
-    if (path / "base" / "manifest.json").is_file():
-        src.manifest = _read_json(path / "base" / "manifest.json")
+    if study.base.projection.is_file():
+        src.projection = pl.read_parquet(study.base.projection)
+    if study.base.manifest.is_file():
+        src.manifest = _read_json(study.base.manifest)
     return src
 
 
@@ -321,18 +261,6 @@ def _unique_labels(sources: list[Source]) -> None:
         seen[src.label] = seen.get(src.label, 0) + 1
         if seen[src.label] > 1:
             src.label = f"{src.label}#{seen[src.label]}"
-
-
-@dataclass
-class Bundle:
-    """Everything a writer renders: the sources, their pivots, all rows, a comparison, notes."""
-
-    sources: list[Source]
-    pivots: dict[str, dict[str, pl.DataFrame]]
-    results: pl.DataFrame
-    comparison: pl.DataFrame | None
-    notes: list[str]
-    out_dir: Path
 
 
 def _write_tables(b: Bundle, ext: str) -> Path:

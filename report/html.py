@@ -25,7 +25,7 @@ from xrdiag.report.markdown import (
 )
 
 if TYPE_CHECKING:
-    from xrdiag.report.build import Bundle, Source
+    from xrdiag.report.bundle import Bundle, Source
 
 _SELECTED = ' selected="selected"'
 MAX_CURVE_POINTS = 400  # training-curve points drawn per series (the tables keep every step)

@@ -14,7 +14,7 @@ import polars as pl
 from xrdiag.report import tables
 
 if TYPE_CHECKING:
-    from xrdiag.report.build import Bundle, Source
+    from xrdiag.report.bundle import Bundle, Source
 
 MAX_MD_ROWS = 60  # longer tables (a run's steps, a comparison) are cut, pointing to tables/
 

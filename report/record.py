@@ -167,7 +167,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
     """Python, platform, package versions (read from metadata, nothing imported), git hash."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from xrdiag.core.runs import git_hash
+    from xrdiag.core.provenance import git_hash
 
     versions: dict[str, str | None] = {}
     for name in ("xrdiag", "torch", "transformers", "numpy", "polars", "scikit-learn"):
@@ -223,7 +223,7 @@ def _storable(frame: pl.DataFrame) -> pl.DataFrame:
 
 def write_record(record: Mapping[str, Any], path: Path) -> Path:
     """Write report.json (strict JSON: no NaN literals) through a temporary file and a rename."""
-    from xrdiag.core.runs import write_text_atomic
+    from xrdiag.core.layout.atomic import write_text_atomic
 
     write_text_atomic(path, json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
     return path

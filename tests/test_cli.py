@@ -100,57 +100,7 @@ def test_cache_info_and_clear(
     assert code == 0 and "removed 0 entries" in out
 
 
-ENGINE_MODULES = (
-    "xrdiag.core.corpus",
-    "xrdiag.core.discover",
-    "xrdiag.core.robustness",
-    "xrdiag.core.study",
-    "xrdiag.core.study_cli",
-    "xrdiag.core.study_config",
-    "xrdiag.core.study_figures",
-    "xrdiag.core.compare",
-    "xrdiag.core.encoding.encoder",
-    "xrdiag.core.encoding.packed_forward",
-    "xrdiag.core.encoding.embedding",
-    "xrdiag.core.encoding.embedded_model",
-    "xrdiag.core.evaluate",
-    "xrdiag.core.events",
-    "xrdiag.core.runs",
-    "xrdiag.core.training.config",
-    "xrdiag.core.training.sampler",
-    "xrdiag.core.training.objectives",
-    "xrdiag.core.training.robust",
-    "xrdiag.core.training.dann",
-    "xrdiag.core.training.pairs",
-    "xrdiag.core.training.step",
-    "xrdiag.core.training.loop",
-    "xrdiag.core.training.cli_train",
-    "xrdiag.cache.store",
-    "xrdiag.analyses.retrieval",
-    "xrdiag.analyses.cka",
-    "xrdiag.analyses.probes",
-    "xrdiag.analyses.geometry",
-    "xrdiag.analyses.projection",
-    "xrdiag.analyses.perturb",
-    "xrdiag.analyses.robustness",
-    "xrdiag.analyses.paired",
-)
 HEAVY = ("textual", "torch", "transformers", "sklearn", "umap", "scipy", "numba")
-
-
-def test_engine_layers_stay_headless() -> None:
-    """core/, analyses/ and cache/ never import the views; importing them loads no heavy library.
-
-    Heavy imports live inside the functions that need them, so `xrdiag --help` starts fast.
-    """
-    code = (
-        f"import sys, importlib; [importlib.import_module(m) for m in {ENGINE_MODULES!r}];"
-        f"bad = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}"
-        " or m.startswith(('xrdiag.tui', 'xrdiag.report'))];"
-        "print(bad)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
 
 
 def test_cli_starts_without_heavy_imports() -> None:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from xrdiag.tui.runs_index import TERMINAL
+from xrdiag.core.layout.status import TERMINAL
 
 LOG_LINES = 500
 

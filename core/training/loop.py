@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from xrdiag.core.events import EventWriter
-from xrdiag.core.runs import RunDir, git_hash, package_versions
+from xrdiag.core.layout.dirs import RunDir
+from xrdiag.core.provenance import git_hash, package_versions
 from xrdiag.core.training.config import (
     TrainConfig,
     config_from_dict,

@@ -10,11 +10,10 @@ from xrdiag.analyses.bootstrap import BootstrapMeans, bootstrap_ci
 from xrdiag.analyses.retrieval import (
     center_languages,
     language_bias,
-    parse_metric,
     remove_language_subspace,
     retrieval_results,
 )
-from xrdiag.analyses.schema import RESULT_SCHEMA
+from xrdiag.analyses.schema import RESULT_SCHEMA, parse_metric
 from xrdiag.errors import UserError
 
 LANGS = ("de", "en", "fr")

@@ -17,9 +17,9 @@ from xrdiag.core.compare import (
     failing_cells,
     load_comparable,
     parse_fail_if,
-    resolve_eval_dir,
 )
 from xrdiag.core.evaluate import EvalOptions, run_eval
+from xrdiag.core.layout.resolve import written_diagnostics
 from xrdiag.errors import UserError
 
 OPTS = dict(max_per_domain=5, bootstrap=20, device="cpu", seed=0, ks=(1, 3),
@@ -163,15 +163,16 @@ def test_run_and_checkpoint_inputs(evals: dict[str, Path], tmp_path: Path) -> No
     (run / "checkpoints" / "step-000004" / "COMPLETE").write_text("{}")
     (run / "run.toml").write_text("[meta]\nseed = 0\n")
     with pytest.raises(UserError, match="no diagnostics yet"):
-        resolve_eval_dir(run)
+        written_diagnostics(run)
     shutil.copytree(evals["a"], run / "diagnostics" / "step-000002")
-    path, label, note = resolve_eval_dir(run)
-    assert path.name == "step-000002" and label == "r1@step-000002"
+    found, label, note = written_diagnostics(run)
+    assert found.root.name == "step-000002" and label == "r1@step-000002"
     assert note and "step-000004 has no diagnostics" in note
     shutil.copytree(evals["b"], run / "diagnostics" / "step-000004")
-    assert resolve_eval_dir(run)[:2] == (run / "diagnostics" / "step-000004", "r1@step-000004")
-    ckpt = resolve_eval_dir(run / "checkpoints" / "step-000004")
-    assert ckpt[0] == run / "diagnostics" / "step-000004"
+    found, label, _ = written_diagnostics(run)
+    assert (found.root, label) == (run / "diagnostics" / "step-000004", "r1@step-000004")
+    ckpt = written_diagnostics(run / "checkpoints" / "step-000004")
+    assert ckpt[0].root == run / "diagnostics" / "step-000004"
 
 
 # --------------------------------------------------------------------------- --fail-if

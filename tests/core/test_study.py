@@ -14,20 +14,21 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from xrdiag.core.discover import classify
+from xrdiag.cli.study import demo_command, study_command
 from xrdiag.core.events import read_events
-from xrdiag.core.runs import RunDir
-from xrdiag.core.study import (
-    STUDY_FILE,
-    aggregate_study,
-    cell_dir,
+from xrdiag.core.layout.dirs import RunDir, classify
+from xrdiag.core.layout.names import STUDY_FILE
+from xrdiag.core.study.aggregate import aggregate_study
+from xrdiag.core.study.config import (
+    StudyConfig,
+    load_study_config,
     read_study_config,
-    run_study,
+    study_to_toml,
 )
-from xrdiag.core.study_cli import demo_command, study_command
-from xrdiag.core.study_config import StudyConfig, load_study_config, study_to_toml
+from xrdiag.core.study.runner import cell_dir, run_study
 from xrdiag.core.training.loop import train
 from xrdiag.errors import UserError
+from xrdiag.report.study_summary import write_study_summary
 
 
 def mini(tiny: Path, *extra: str) -> list[str]:
@@ -104,7 +105,7 @@ def test_layout_follows_the_contract(study: Path) -> None:
     }
     comparison = pl.read_parquet(study / "comparison.parquet")
     assert comparison.schema["significant"] == pl.Boolean
-    assert "Study summary" in (study / "summary.md").read_text()
+    assert "Study summary" in write_study_summary(study).read_text()  # the view the CLI writes
 
 
 def test_identical_variant_trains_identically(study: Path) -> None:
@@ -168,7 +169,7 @@ def test_interrupted_cell_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
 def test_quick_preset_deletes_checkpoints_once_evaluated(study: Path) -> None:
     """The quick preset keeps events, config and diagnostics of a cell, not its ~0.5 GB weights;
     the dashboard still resolves the cell to its diagnostics."""
-    from xrdiag.tui.screens.diagnostics_source import resolve_target
+    from xrdiag.core.layout.resolve import resolve_diagnostics
 
     assert read_study_config(study).keep_checkpoints is False
     for cell in (study / "cells").glob("*/seed-*"):
@@ -176,7 +177,7 @@ def test_quick_preset_deletes_checkpoints_once_evaluated(study: Path) -> None:
         assert marker["checkpoint_kept"] is False
         assert not (cell / "checkpoints").exists()
         assert (study / marker["diagnostics"] / "results.parquet").is_file()
-        assert resolve_target(cell).eval_dir == study / marker["diagnostics"]
+        assert resolve_diagnostics(cell).eval_dir == study / marker["diagnostics"]
 
 
 def test_fresh_study_refuses_a_used_dir_and_resume_checks_config(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xrdiag.core.study_config import (
+from xrdiag.core.study.config import (
     BUILTIN_VARIANTS,
     DEFAULT_GRID,
     GRID_2X2,

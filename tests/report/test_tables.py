@@ -8,8 +8,9 @@ import polars as pl
 import pytest
 
 from xrdiag.core.events import read_events
+from xrdiag.core.layout.status import status_line
 from xrdiag.report import tables
-from xrdiag.report.build import load_source, pivots, run_status
+from xrdiag.report.build import load_source, pivots
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +70,18 @@ def test_run_tables_follow_the_events(run_dir: Path) -> None:
     eval_events = [e for e in events if e["kind"] == "eval"]
     assert evals["step"].to_list() == [e["step"] for e in eval_events] == [0, 2, 4]
     assert evals["recall@1_mean"].to_list() == [e["recall@1"]["mean"] for e in eval_events]
-    assert run_status(events) == ("finished (step 4 of 4)", True)
-    assert run_status(events[:3])[1] is False
+    assert status_line(events) == ("finished (step 4 of 4)", True)
+    assert status_line(events[:3])[1] is False
     import os
     import socket
 
     start = {"kind": "start", "max_steps": 9, "pid": os.getpid(), "host": socket.gethostname()}
-    assert run_status([start]) == (f"still training (process {os.getpid()}): no end event yet "
+    assert status_line([start]) == (f"still training (process {os.getpid()}): no end event yet "
                                    "(step 0 of 9)", False)  # fmt: skip
     gone = {**start, "pid": 2**22 + 12345}  # above the largest possible pid_max (2**22): never live
-    assert run_status([gone])[0].startswith(f"crashed (process {2**22 + 12345} is gone)")
+    assert status_line([gone])[0].startswith(f"crashed (process {2**22 + 12345} is gone)")
     elsewhere = {**start, "host": "another-host"}
-    assert run_status([elsewhere])[0].startswith("still training on another-host or crashed")
+    assert status_line([elsewhere])[0].startswith("still training on another-host or crashed")
 
 
 def test_study_pivots_average_seeds(study_dir: Path) -> None:

@@ -98,7 +98,7 @@ def train_interrupted(config: Path, out: Path, after_steps: int = 3) -> None:
 def diagnose(run: Path, model_dir: Path) -> None:
     """Real diagnostics of the newest checkpoint, into RUN/diagnostics/step-N/."""
     from xrdiag.core.evaluate import EvalOptions, run_eval
-    from xrdiag.core.runs import RunDir
+    from xrdiag.core.layout.dirs import RunDir
 
     step, ckpt = RunDir(run).checkpoints()[-1]
     out = run / "diagnostics" / ckpt.name

@@ -15,9 +15,9 @@ from textual.screen import Screen
 from textual.widgets import TabbedContent
 from textual.worker import WorkerFailed
 
+from xrdiag.core.layout.resolve import resolve_diagnostics, stale_reason
 from xrdiag.errors import UserError
 from xrdiag.tui.screens.diagnostics import DiagnosticsScreen
-from xrdiag.tui.screens.diagnostics_source import resolve_target, stale_reason
 from xrdiag.tui.widgets.heatmap import Heatmap
 
 FIXTURES = Path(__file__).parent / "fixtures_b"
@@ -154,21 +154,22 @@ def test_resolve_targets(tmp_path: Path) -> None:
     run = _run_dir(tmp_path)
     ckpt = run / "checkpoints" / "step-000008"
     diag = run / "diagnostics" / "step-000008"
-    assert resolve_target(EVAL).eval_dir == EVAL and resolve_target(EVAL).checkpoint is None
+    source = resolve_diagnostics(EVAL)
+    assert source.eval_dir == EVAL and source.checkpoint is None
     for target in (run, ckpt, diag):
-        source = resolve_target(target)
+        source = resolve_diagnostics(target)
         assert source.eval_dir == diag and source.checkpoint == ckpt and source.run_dir == run
         assert source.label == "myrun/step-000008"
     with pytest.raises(UserError, match="not an eval dir"):
-        resolve_target(tmp_path)
+        resolve_diagnostics(tmp_path)
     cell = FIXTURES / "study" / "cells" / "dann+hybrid" / "seed-0"
-    assert resolve_target(cell).label == "dann+hybrid/seed-0/step-000008"
+    assert resolve_diagnostics(cell).label == "dann+hybrid/seed-0/step-000008"
 
 
 def test_stale_reason(tmp_path: Path) -> None:
     run = _run_dir(tmp_path)
     ckpt = run / "checkpoints" / "step-000008"
-    source = resolve_target(run)
+    source = resolve_diagnostics(run)
     assert stale_reason(source) is None  # no weights: nothing could be recomputed
     (ckpt / "model.safetensors").write_bytes(b"")
     results = source.eval_dir / "results.parquet"
@@ -241,10 +242,10 @@ def test_weightless_newest_checkpoint_falls_back_to_newest_diagnostics(tmp_path:
     newer = run / "checkpoints" / "step-000012"
     newer.mkdir()
     (newer / "COMPLETE").write_text("")
-    source = resolve_target(run)
+    source = resolve_diagnostics(run)
     assert source.eval_dir == run / "diagnostics" / "step-000008"
     (newer / "model.safetensors").write_bytes(b"")  # now it could be evaluated: it wins
-    source = resolve_target(run)
+    source = resolve_diagnostics(run)
     assert source.eval_dir == run / "diagnostics" / "step-000012"
     assert stale_reason(source) == "no diagnostics yet"
 

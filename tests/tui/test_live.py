@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from xrdiag.core.events import read_events
-from xrdiag.core.runs import RunDir
+from xrdiag.core.layout.dirs import RunDir
 from xrdiag.tui.app import XrdiagApp
 from xrdiag.tui.run_series import RunSeries
 from xrdiag.tui.screens.live import LiveScreen, live_status

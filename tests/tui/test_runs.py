@@ -9,16 +9,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from xrdiag.core.events import read_events
+from xrdiag.core.events import read_events, tail_events
+from xrdiag.core.layout.status import pid_alive, run_state
+from xrdiag.core.training.describe import method_label
 from xrdiag.tui.app import XrdiagApp
-from xrdiag.tui.runs_index import (
-    format_elapsed,
-    method_label,
-    pid_alive,
-    run_status,
-    scan_runs,
-    tail_events,
-)
+from xrdiag.tui.runs_index import format_elapsed, scan_runs
 from xrdiag.tui.screens.runs import RunsScreen
 
 NOW = 1_767_225_600.0 + 3600.0  # the fixed clock of conftest.Clock
@@ -86,14 +81,14 @@ def test_live_pid_means_running_and_elapsed_uses_now(runs_copy: Path, alive, clo
 
 def test_status_rules() -> None:
     start = {"kind": "start", "pid": 999_999_999, "host": "here", "time": 0.0}
-    assert run_status([], 0, "here") == "pending"
-    assert run_status([start, {"kind": "end"}], 0, "here") == "finished"
-    assert run_status([start, {"kind": "stopped"}], 0, "here") == "interrupted"
-    assert run_status([start, {"kind": "nonfinite"}], 0, "here") == "failed"
-    assert run_status([start, {"kind": "step", "time": 0.0}], 0, "here") == "failed"
+    assert run_state([], 0, "here") == "pending"
+    assert run_state([start, {"kind": "end"}], 0, "here") == "finished"
+    assert run_state([start, {"kind": "stopped"}], 0, "here") == "interrupted"
+    assert run_state([start, {"kind": "nonfinite"}], 0, "here") == "failed"
+    assert run_state([start, {"kind": "step", "time": 0.0}], 0, "here") == "failed"
     remote = {**start, "host": "elsewhere"}
-    assert run_status([remote, {"kind": "step", "time": 100.0}], 110, "here") == "running"
-    assert run_status([remote, {"kind": "step", "time": 100.0}], 10_000, "here") == "failed"
+    assert run_state([remote, {"kind": "step", "time": 100.0}], 110, "here") == "running"
+    assert run_state([remote, {"kind": "step", "time": 100.0}], 10_000, "here") == "failed"
 
 
 def test_tail_reads_back_to_last_eval_and_skips_torn_line(tmp_path: Path) -> None:

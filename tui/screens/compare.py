@@ -121,7 +121,8 @@ class CompareScreen(Screen):
     # -- loading ----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="compare-load", exit_on_error=False)
     def _load_worker(self) -> None:
-        from xrdiag.core.compare import compare_results, load_comparable, resolve_eval_dir
+        from xrdiag.core.compare import compare_results, load_comparable
+        from xrdiag.core.layout.resolve import written_diagnostics
         from xrdiag.errors import UserError
 
         if len(self.targets) < 2:
@@ -135,7 +136,7 @@ class CompareScreen(Screen):
         comparison = compare_results(frames, labels, threshold=self.threshold)
         projections = []
         for target in self.targets:
-            path = resolve_eval_dir(target)[0] / "projection.parquet"
+            path = written_diagnostics(target)[0].projection
             projections.append(pl.read_parquet(path) if path.is_file() else pl.DataFrame())
         self.frames, self.labels, self.notes = frames, labels, notes
         self.comparison, self.projections = comparison, projections

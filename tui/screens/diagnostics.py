@@ -32,14 +32,15 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
-from xrdiag.errors import UserError
-from xrdiag.tui.screens.diagnostics_source import (
+from xrdiag.core.layout.dirs import EvalDir
+from xrdiag.core.layout.resolve import (
     DiagnosticsSource,
     has_weights,
-    resolve_target,
+    resolve_diagnostics,
     run_corpus,
     stale_reason,
 )
+from xrdiag.errors import UserError
 from xrdiag.tui.widgets import result_table as rt
 from xrdiag.tui.widgets.heatmap import Heatmap, describe
 from xrdiag.tui.widgets.scatter import ProjectionScatter, plot_lines
@@ -128,7 +129,7 @@ class DiagnosticsScreen(Screen):
         self.target = Path(target)
         self.message = ""
         try:
-            self.source = resolve_target(self.target)
+            self.source = resolve_diagnostics(self.target)
         except UserError as exc:  # shown on the screen instead of ending the app
             self.source = DiagnosticsSource(self.target.name, self.target)
             self.message = str(exc)
@@ -177,8 +178,8 @@ class DiagnosticsScreen(Screen):
     # -- data -----------------------------------------------------------------------------
     def load(self) -> None:
         """Read the eval dir (if any) and redraw every view."""
-        results = self.source.eval_dir / "results.parquet"
-        projection = self.source.eval_dir / "projection.parquet"
+        found = EvalDir(self.source.eval_dir)
+        results, projection = found.results, found.projection
         self.results = pl.read_parquet(results) if results.is_file() else pl.DataFrame()
         self.projection = pl.read_parquet(projection) if projection.is_file() else pl.DataFrame()
         if self.results.height:

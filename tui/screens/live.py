@@ -10,7 +10,6 @@ diagnostics exist. `x` stops the run (SIGINT: it checkpoints and exits).
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,18 +22,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Header, Input, Label, RichLog, Static
 
-from xrdiag.core.events import EVENTS_FILE, EventTail
-from xrdiag.errors import UserError
+from xrdiag.core.events import EventTail
+from xrdiag.core.layout.dirs import EvalDir, RunDir
+from xrdiag.core.layout.status import PENDING, state
+from xrdiag.core.training.describe import method_label
 from xrdiag.tui.messages import OpenDiagnostics
 from xrdiag.tui.run_series import RunSeries
-from xrdiag.tui.runs_index import (
-    REMOTE_FRESH_S,
-    TERMINAL,
-    format_elapsed,
-    method_label,
-    pid_alive,
-    read_toml,
-)
+from xrdiag.tui.runs_index import format_elapsed, read_toml
 from xrdiag.tui.widgets.curves import Curves
 
 POLL_S = 0.5
@@ -46,14 +40,10 @@ LOSS_SKIP = {"lambda", "lr", "grad_norm", "samples_per_s", "step_time", "disc_ac
 
 def live_status(series: RunSeries, now: float) -> str:
     """finished / interrupted / failed from the last event; else running while the pid lives."""
-    if series.last_kind in TERMINAL:
-        return TERMINAL[str(series.last_kind)]
     if series.events == 0:
-        return "pending"
-    if series.host not in (None, socket.gethostname()):
-        fresh = series.last_time is not None and now - series.last_time < REMOTE_FRESH_S
-        return "running" if fresh else "failed"
-    return "running" if pid_alive(series.pid) else "failed"
+        return PENDING
+    writer = {"pid": series.pid, "host": series.host}
+    return state(series.last_kind, writer, series.last_time, now)
 
 
 class LiveScreen(Screen[None]):
@@ -72,7 +62,7 @@ class LiveScreen(Screen[None]):
         self.run_dir = run_dir
         self.now = now or time.time
         self.series = RunSeries()
-        self.tail = EventTail(run_dir / EVENTS_FILE)
+        self.tail = EventTail(RunDir(run_dir).events_file, tolerant=True)
         self.dirty = True
         self.recall_view = 0
         self.method = "-"
@@ -99,7 +89,7 @@ class LiveScreen(Screen[None]):
     def on_mount(self) -> None:
         self.title = "xrdiag · live run"
         self.sub_title = str(self.run_dir)
-        self.method = method_label(read_toml(self.run_dir / "run.toml"))
+        self.method = method_label(read_toml(RunDir(self.run_dir).run_file))
         self.poll()
         self.redraw()
         self.set_interval(POLL_S, self.poll)
@@ -109,39 +99,17 @@ class LiveScreen(Screen[None]):
     # -- data ------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Read whatever complete events were appended since the last poll."""
-        try:
-            events = self.tail.poll()
-        except UserError as exc:  # a corrupt complete line: say so, keep the good ones
-            self.read_error = str(exc)
-            events = self._poll_tolerant()
+        """Read whatever complete events were appended since the last poll.
+
+        A corrupt complete line is skipped (the tail is tolerant) and named in the header.
+        """
+        events = self.tail.poll()
+        self.read_error = self.tail.error
         if events:
             self.series.add(events)
             self.dirty = True
             if any(e.get("kind") == "checkpoint" for e in events) or self.series.finished:
                 self.load_heatmap()
-
-    def _poll_tolerant(self) -> list[dict[str, Any]]:
-        """The complete lines after the tail's offset that parse, skipping those that do not."""
-        import json
-
-        try:
-            with self.tail.path.open("rb") as fh:
-                fh.seek(self.tail.offset)
-                data = fh.read()
-        except OSError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        events = []
-        for raw in complete.split(b"\n"):
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        self.tail.offset += len(complete)
-        return events
 
     def redraw(self) -> None:
         """Push the series into the widgets, if anything changed since the last redraw."""
@@ -194,8 +162,7 @@ class LiveScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="heatmap")
     def load_heatmap(self) -> None:
         """The newest checkpoint's retrieval heatmap, from RUN/diagnostics/step-N/."""
-        diag = self.run_dir / "diagnostics"
-        found = sorted(p for p in diag.glob("step-*") if (p / "results.parquet").is_file())
+        found = [d.root for d in RunDir(self.run_dir).evaluated()]
         if not found or found[-1].name == self.heatmap_step:
             if not found:
                 self.app.call_from_thread(self._show_no_heatmap)
@@ -205,7 +172,7 @@ class LiveScreen(Screen[None]):
 
             from xrdiag.tui.widgets import result_table as rt
 
-            results = pl.read_parquet(found[-1] / "results.parquet")
+            results = pl.read_parquet(EvalDir(found[-1]).results)
             layer = max(rt.layers(results, "retrieval"))
             target = rt.default_target(rt.languages(results)) or "en"
             matrix = rt.retrieval_by_domain(results, "recall@1|cos|none", layer, target)

@@ -20,25 +20,27 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from xrdiag.core.discover import classify
+from xrdiag.core.layout import names
+from xrdiag.core.layout.dirs import StudyDir, classify
+from xrdiag.core.layout.names import BASE
 from xrdiag.errors import UserError
 from xrdiag.report.tables import variant_table
 
-BASE = "base"
 QUADRANTS = (("seen", "seen"), ("seen", "unseen"), ("unseen", "seen"), ("unseen", "unseen"))
 
 
 def read_study(study_dir: Path) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame | None]:
     """study.toml, figures.parquet and comparison.parquet (None when absent) of a study dir."""
     if classify(study_dir) != "study":
-        raise UserError(f"{study_dir}: not a study dir (expected study.toml)")
+        raise UserError(f"{study_dir}: not a study dir (expected {names.STUDY_FILE})")
+    study = StudyDir(study_dir)
     try:
-        config = tomllib.loads((study_dir / "study.toml").read_text(encoding="utf-8"))
+        config = tomllib.loads(study.config_file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{study_dir / 'study.toml'}: not valid TOML ({exc})") from None
-    figures_path = study_dir / "figures.parquet"
+        raise UserError(f"{study.config_file}: not valid TOML ({exc})") from None
+    figures_path = study.file(names.FIGURES)
     figures = pl.read_parquet(figures_path) if figures_path.is_file() else pl.DataFrame()
-    comparison_path = study_dir / "comparison.parquet"
+    comparison_path = study.file(names.COMPARISON)
     comparison = pl.read_parquet(comparison_path) if comparison_path.is_file() else None
     return config, figures, comparison
 
@@ -164,15 +166,13 @@ class StudyScreen(Screen):
 
     def seeds(self, variant: str) -> list[Path]:
         """The variant's cell run dirs (`cells/<variant>/seed-<s>`), by seed."""
-        root = self.study_dir / "cells" / variant
-        found = [p for p in root.glob("seed-*") if p.is_dir()]
-        return sorted(found, key=lambda p: int(p.name.split("-", 1)[1] or 0))
+        return StudyDir(self.study_dir).variant_cells(variant)
 
     def run_dir(self, variant: str) -> Path | None:
         """Where enter leads for a variant: the base eval dir, or the chosen seed's run."""
         if variant == BASE:
-            base = self.study_dir / "base"
-            return base if classify(base) == "eval" else None
+            base = StudyDir(self.study_dir).base
+            return base.root if base.exists() else None
         seeds = self.seeds(variant)
         return seeds[self.seed_index % len(seeds)] if seeds else None
 

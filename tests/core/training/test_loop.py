@@ -15,10 +15,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from xrdiag.cli import main
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.events import read_events
-from xrdiag.core.runs import RunDir
-from xrdiag.core.training.cli_train import main
+from xrdiag.core.layout.dirs import RunDir
 from xrdiag.core.training.config import load_config
 from xrdiag.core.training.loop import read_run_config, train
 from xrdiag.core.training.pairs import dev_subset, labelled_pairs, translation_pairs
@@ -56,7 +56,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 def cli(argv: list[str]) -> int:
     try:
-        main(argv)
+        main(["train", *argv])
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
@@ -268,7 +268,7 @@ def write_config(path: Path, sets: list[str]) -> Path:
 
 def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "xrdiag.core.training.cli_train", *argv]
+    cmd = [sys.executable, "-m", "xrdiag", "train", *argv]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

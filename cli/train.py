@@ -1,8 +1,7 @@
 """`xrdiag train`: parse the flags, load and validate the config, run the loop.
 
-The lead registers `train_command` in cli.py (`cli.add_command(train_command)`); `main()` runs
-it standalone (`python -m xrdiag.core.training.cli_train`) with the CLI's error handling:
-user errors print one line and exit 2, before anything is written.
+User errors print one line and exit 2, before anything is written. `accelerate launch -m xrdiag
+train ...` runs it in every process; only the main one reports.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ def train_command(
         return
     if out is None:
         raise UserError("--out: missing; expected the run directory to write (or --print-config)")
-    from xrdiag.core.runs import RunDir
+    from xrdiag.core.layout.dirs import RunDir
     from xrdiag.core.training.loop import read_run_config, train
 
     if resume and config_path is None and not overrides:
@@ -88,14 +87,3 @@ def _main_process() -> bool:
     from accelerate import PartialState
 
     return PartialState().is_main_process
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run `train_command` standalone with the CLI's handling of user errors (exit 2)."""
-    from xrdiag.entry import run_command
-
-    run_command(train_command, argv, "xrdiag train")
-
-
-if __name__ == "__main__":
-    main()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from xrdiag.core.runs import COMPLETE, RunDir, step_name, write_text_atomic
+from xrdiag.core.layout.atomic import write_text_atomic
+from xrdiag.core.layout.dirs import RunDir
+from xrdiag.core.layout.names import COMPLETE, step_name
 from xrdiag.errors import UserError
 
 
@@ -93,7 +95,7 @@ def test_sigkill_during_fill_leaves_previous_checkpoint(tmp_path: Path) -> None:
         f"""
         import os, signal
         from pathlib import Path
-        from xrdiag.core.runs import RunDir
+        from xrdiag.core.layout.dirs import RunDir
         run = RunDir(Path({str(tmp_path)!r}))
         run.save_checkpoint(1, lambda d: (d / "w").write_text("one"), keep_last=2)
         def die(d):

@@ -1,7 +1,8 @@
 """`xrdiag study` and `xrdiag demo`: flags, the plan, progress, and the answer table.
 
 The numbers printed at the end come from the study's figures and comparison frames
-(`core/study_figures.py`); this module only lays them out with rich, progress on stderr.
+(`analyses/study_figures.py`); this module only lays them out with rich (the answer table of
+`report/study_summary.py`), progress on stderr.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from xrdiag.console import console, step_progress
+from xrdiag.cli.console import console, step_progress
 from xrdiag.errors import UserError
 
 # Measured wall time of the presets (see the demo's closing note); said up front, not promised.
@@ -52,12 +53,14 @@ def _print_answer(out: Path) -> None:
     import polars as pl
     from rich.table import Table
 
-    from xrdiag.core.study import COMPARISON, FIGURES, SUMMARY_MD
-    from xrdiag.core.study_figures import answer_table
+    from xrdiag.core.layout import names
+    from xrdiag.core.layout.dirs import StudyDir
+    from xrdiag.report.study_summary import answer_table
 
     term = console()
-    figures = pl.read_parquet(out / FIGURES)
-    comparison = pl.read_parquet(out / COMPARISON)
+    study = StudyDir(out)
+    figures = pl.read_parquet(study.file(names.FIGURES))
+    comparison = pl.read_parquet(study.file(names.COMPARISON))
     header, rows = answer_table(figures)
     table = Table(title="recall@1 vs the pivot, last layer (95% CI over seeds and queries)")
     table.add_column("figure", no_wrap=True)
@@ -89,11 +92,12 @@ def _print_answer(out: Path) -> None:
             f"significant: {r['variant']} {r['figure']} (lang {r['lang']}, domain {r['domain']})"
             f" {r['delta']:+.3f} vs {r['baseline']} (p_adj {r['p_adjusted']:.3g})"
         )
-    term.print(f"results: {out}  (summary: {out / SUMMARY_MD})")
+    term.print(f"results: {out}  (summary: {study.file(names.SUMMARY_MD)})")
 
 
 def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) -> None:
-    from xrdiag.core.study import run_study
+    from xrdiag.core.study.runner import run_study
+    from xrdiag.report.study_summary import write_study_summary
 
     click.echo(_plan(cfg, out, expected), err=True)
     with step_progress(replace_phases=True) as progress:
@@ -106,6 +110,7 @@ def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) ->
             err=True,
         )
         return
+    write_study_summary(out)
     click.echo(f"finished {outcome.total} cells in {outcome.seconds / 60:.1f} min", err=True)
     _print_answer(out)
 
@@ -147,8 +152,7 @@ def study_command(
     Writes STUDY_DIR/summary.parquet, figures.parquet, comparison.parquet and summary.md. Ctrl-C
     checkpoints the running cell and stops; --resume continues with the first unfinished cell.
     """
-    from xrdiag.core.study import read_study_config
-    from xrdiag.core.study_config import default_study_text, load_study_config
+    from xrdiag.core.study.config import default_study_text, load_study_config, read_study_config
 
     if print_config:
         click.echo(default_study_text(preset or "full"), nl=False)
@@ -184,9 +188,8 @@ def demo_command(out: Path, preset: str, resume: bool) -> None:
     Says what it will do and how long it expects, shows progress, can be interrupted (Ctrl-C)
     and resumed by running it again, and prints the answer table with the results' path.
     """
-    from xrdiag.core.discover import classify
-    from xrdiag.core.study import read_study_config
-    from xrdiag.core.study_config import GRID_2X2, load_study_config
+    from xrdiag.core.layout.dirs import classify
+    from xrdiag.core.study.config import GRID_2X2, load_study_config, read_study_config
 
     if classify(out) == "study":
         cfg = read_study_config(out)

@@ -9,14 +9,14 @@ import polars as pl
 import pytest
 
 from xrdiag.analyses.paired import holm_adjust, sign_flip_pvalue
-from xrdiag.core.study_figures import (
+from xrdiag.analyses.study_figures import (
     RECALL,
     Protocol,
     compare_variants,
     recall_cells,
     robustness_figures,
-    summary_markdown,
 )
+from xrdiag.report.study_summary import summary_markdown
 
 PROTO = Protocol(pivot="en", train_langs=("en", "fr"), train_domains=("medical",))
 LANGS = ("fr", "sw")  # fr seen, sw unseen

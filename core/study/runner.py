@@ -17,31 +17,20 @@ import json
 import shutil
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import polars as pl
-
-from xrdiag.core.runs import RunDir, step_name, write_text_atomic
-from xrdiag.core.study_config import StudyConfig, study_from_dict, study_to_toml
+from xrdiag.core.layout import names
+from xrdiag.core.layout.atomic import write_atomic, write_text_atomic
+from xrdiag.core.layout.dirs import RunDir, StudyDir, done_marker
+from xrdiag.core.study.config import StudyConfig, read_study_config, study_to_toml
 from xrdiag.errors import UserError
 
-STUDY_FILE = "study.toml"
-DONE = "DONE"
-EVAL_CORPUS = "eval-corpus.parquet"
 # geometry and the PCA projection cost about a second on a capped last layer; the dashboard
 # and the report show them for every cell.
 EVAL_ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")
-SUMMARY, FIGURES, COMPARISON, SUMMARY_MD = (
-    "summary.parquet",
-    "figures.parquet",
-    "comparison.parquet",
-    "summary.md",
-)
 
 # (what, done, total): "cells" counts finished cells; a cell's own phases report as its label.
 Progress = Callable[[str, int, int | None], None]
@@ -60,19 +49,7 @@ class StudyOutcome:
 
 
 def cell_dir(out: Path, variant: str, seed: int) -> Path:
-    return out / "cells" / variant / f"seed-{seed}"
-
-
-def read_study_config(out: Path) -> StudyConfig:
-    """The config a study directory was started with."""
-    path = out / STUDY_FILE
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"--out {out}: no {STUDY_FILE}; expected a study directory") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: invalid TOML ({exc})") from None
-    return study_from_dict(data, str(path))
+    return StudyDir(out).cell(variant, seed).root
 
 
 def _prepare(cfg: StudyConfig, out: Path, resume: bool) -> None:
@@ -81,16 +58,16 @@ def _prepare(cfg: StudyConfig, out: Path, resume: bool) -> None:
         stored = read_study_config(out)
         if study_to_toml(stored) != study_to_toml(cfg):
             raise UserError(
-                f"--resume: the config differs from {out / STUDY_FILE}; resume without "
+                f"--resume: the config differs from {StudyDir(out).config_file}; resume without "
                 "--config/--set (the study's own config) or start a new --out"
             )
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        hint = " (use --resume to continue it)" if (out / STUDY_FILE).is_file() else ""
+        hint = " (use --resume to continue it)" if StudyDir(out).config_file.is_file() else ""
         raise UserError(f"--out {out}: exists and is not an empty directory{hint}")
     _check_corpus(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / STUDY_FILE, study_to_toml(cfg))
+    write_text_atomic(StudyDir(out).config_file, study_to_toml(cfg))
 
 
 def _check_corpus(cfg: StudyConfig) -> None:
@@ -111,15 +88,13 @@ def _check_corpus(cfg: StudyConfig) -> None:
 
 def _eval_corpus(cfg: StudyConfig, out: Path) -> Path:
     """The held-out rows (eval.splits of every language and domain), written once."""
-    path = out / EVAL_CORPUS
+    path = StudyDir(out).eval_corpus
     if not path.is_file():
         from xrdiag.core.corpus import load_corpus
 
         base = cfg.base_config()
         frame = load_corpus(base.corpus.path).filter(splits=cfg.eval.splits).frame
-        tmp = path.with_name(f".{path.name}.tmp")
-        frame.write_parquet(tmp)
-        tmp.replace(path)
+        write_atomic(path, frame.write_parquet)
     return path
 
 
@@ -145,13 +120,6 @@ def _evaluate(
         device=e.device,
     )
     run_eval(model, str(corpus), out_dir, opts, progress=progress)
-
-
-def _done_marker(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((path / DONE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def _prefixed(progress: Progress, label: str) -> Progress:
@@ -196,7 +164,7 @@ def run_cell(
     from xrdiag.core.training.loop import train
 
     root = cell_dir(out, variant, seed)
-    if _done_marker(root) is not None:
+    if done_marker(root) is not None:
         return "skipped"
     started = time.perf_counter()
     tcfg = cfg.cell_config(variant, seed)
@@ -214,11 +182,12 @@ def run_cell(
             return "interrupted"
         if result.status == "nonfinite" or result.checkpoint is None:
             marker = {"variant": variant, "seed": seed, "status": "nonfinite", "step": result.step}
-            write_text_atomic(root / DONE, json.dumps(marker) + "\n")
+            write_text_atomic(root / names.DONE, json.dumps(marker) + "\n")
             return "nonfinite"
         step, ckpt = result.step, result.checkpoint
-    diag = root / "diagnostics" / step_name(step)
-    _evaluate(cfg, str(ckpt), out / EVAL_CORPUS, diag, _prefixed(progress, f"{label} eval"))
+    diag = run.diagnostics(names.step_name(step)).root
+    study = StudyDir(out)
+    _evaluate(cfg, str(ckpt), study.eval_corpus, diag, _prefixed(progress, f"{label} eval"))
     kept = cfg.keep_checkpoints
     if not kept:  # diagnostics written: the weights are only needed to evaluate again
         shutil.rmtree(run.checkpoints_dir, ignore_errors=True)
@@ -232,7 +201,7 @@ def run_cell(
         "checkpoint_kept": kept,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    write_text_atomic(root / DONE, json.dumps(marker) + "\n")
+    write_text_atomic(root / names.DONE, json.dumps(marker) + "\n")
     return "done"
 
 
@@ -251,21 +220,18 @@ def run_study(
     started = time.perf_counter()
     _prepare(cfg, out, resume)
     cells = cfg.cells()
-    done = sum(_done_marker(cell_dir(out, v, s)) is not None for v, s in cells)
+    done = sum(done_marker(cell_dir(out, v, s)) is not None for v, s in cells)
     try:
         corpus = _eval_corpus(cfg, out)
-        if not (out / "base" / "manifest.json").is_file():  # written last by run_eval
+        base = StudyDir(out).base
+        if not base.manifest.is_file():  # written last by run_eval
             say("evaluating the base model")
             _evaluate(
-                cfg,
-                cfg.base_config().model.name,
-                corpus,
-                out / "base",
-                _prefixed(report, "base eval"),
+                cfg, cfg.base_config().model.name, corpus, base.root, _prefixed(report, "base eval")
             )
         report("cells", done, len(cells))
         for variant, seed in cells:
-            if _done_marker(cell_dir(out, variant, seed)) is not None:
+            if done_marker(cell_dir(out, variant, seed)) is not None:
                 continue
             say(f"cell {variant} seed {seed}")
             status = run_cell(cfg, out, variant, seed, report, say)
@@ -275,73 +241,11 @@ def run_study(
             report("cells", done, len(cells))
     except KeyboardInterrupt:
         return _stopped(out, done, len(cells), started)
+    from xrdiag.core.study.aggregate import aggregate_study
+
     files = aggregate_study(out, cfg)
     return StudyOutcome("finished", out, done, len(cells), files, time.perf_counter() - started)
 
 
 def _stopped(out: Path, done: int, total: int, started: float) -> StudyOutcome:
     return StudyOutcome("interrupted", out, done, total, {}, time.perf_counter() - started)
-
-
-def summary_frame(out: Path, cfg: StudyConfig) -> pl.DataFrame:
-    """Every finished cell's results (and the base model's), with `variant` and `seed`."""
-    frames = []
-    base = out / "base" / "results.parquet"
-    if base.is_file():
-        frames.append(_tagged(pl.read_parquet(base), "base", None, "base"))
-    for variant, seed in cfg.cells():
-        marker = _done_marker(cell_dir(out, variant, seed))
-        if marker is None or marker.get("status") != "done":
-            continue
-        results = out / marker["diagnostics"] / "results.parquet"
-        frames.append(_tagged(pl.read_parquet(results), variant, seed, f"{variant}/seed-{seed}"))
-    return pl.concat(frames) if frames else pl.DataFrame()
-
-
-def _tagged(frame: pl.DataFrame, variant: str, seed: int | None, checkpoint: str) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.lit(checkpoint).alias("checkpoint"),
-        pl.lit(variant, dtype=pl.String).alias("variant"),
-        pl.lit(seed, dtype=pl.Int64).alias("seed"),
-    )
-
-
-def aggregate_study(out: Path, cfg: StudyConfig | None = None) -> dict[str, Path]:
-    """Write summary.parquet, figures.parquet, comparison.parquet and summary.md."""
-    from xrdiag.core.study_figures import (
-        Protocol,
-        compare_variants,
-        robustness_figures,
-        summary_markdown,
-    )
-
-    cfg = cfg or read_study_config(out)
-    summary = summary_frame(out, cfg)
-    base = cfg.base_config()
-    protocol = Protocol(
-        pivot=base.protocol.pivot,
-        train_langs=tuple(base.protocol.train_langs),
-        train_domains=tuple(base.protocol.train_domains),
-    )
-    st = cfg.stats
-    figures = robustness_figures(summary, protocol, n_resamples=st.bootstrap, seed=st.seed)
-    comparison = compare_variants(
-        summary,
-        protocol,
-        baseline=cfg.baseline,
-        draws=st.draws,
-        n_resamples=st.bootstrap,
-        seed=st.seed,
-        alpha=st.alpha,
-    )
-    md = summary_markdown(figures, comparison, protocol, baseline=cfg.baseline, alpha=st.alpha)
-    files = {}
-    for name, frame in ((SUMMARY, summary), (FIGURES, figures), (COMPARISON, comparison)):
-        path = out / name
-        tmp = path.with_name(f".{name}.tmp")
-        frame.write_parquet(tmp)
-        tmp.replace(path)
-        files[name] = path
-    write_text_atomic(out / SUMMARY_MD, md)
-    files[SUMMARY_MD] = out / SUMMARY_MD
-    return files

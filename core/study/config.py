@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xrdiag.core.layout import names
+from xrdiag.core.layout.dirs import StudyDir
 from xrdiag.core.training.config import (
     TrainConfig,
     config_from_dict,
@@ -343,3 +345,15 @@ def default_study_text(preset: str = "full") -> str:
         "",
     ]
     return "\n".join(head) + study_to_toml(cfg)
+
+
+def read_study_config(out: Path) -> StudyConfig:
+    """The config a study directory was started with."""
+    path = StudyDir(out).config_file
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"--out {out}: no {names.STUDY_FILE}; expected a study directory") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML ({exc})") from None
+    return study_from_dict(data, str(path))

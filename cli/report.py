@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from xrdiag.console import console, step_progress
+from xrdiag.cli.console import console, step_progress
 from xrdiag.errors import UserError, comma_choices
 
 EXIT_FAIL_IF = 1

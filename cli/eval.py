@@ -1,0 +1,100 @@
+"""`xrdiag eval`: embed once (cached), run the diagnostics, write an eval directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xrdiag.cli.console import console, step_progress
+from xrdiag.errors import UserError
+
+
+@click.command("eval")
+@click.option("--model", default="default", show_default=True, help="HF model dir or hub id.")
+@click.option("--corpus", "corpus_path", default="default", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--analyses",
+    default="retrieval,cka,probe,geometry,projection",
+    show_default=True,
+    help="Comma list, or all (adds robustness).",
+)
+@click.option("--layers", default="last", show_default=True, help="all, last or e.g. 0,6,12.")
+@click.option("--langs", default=None, help="Comma-separated languages (default: all).")
+@click.option("--domains", default=None, help="Comma-separated domains (default: all).")
+@click.option("--pivot", default=None, help="Retrieval against this language only (both ways).")
+@click.option("--max-per-domain", type=int, default=None, help="Seeded cap of ids per domain.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--bootstrap", type=int, default=1000, show_default=True, help="0 = no CIs.")
+@click.option("--ks", default="1,5,10", show_default=True, help="Recall cut-offs.")
+@click.option(
+    "--bias-queries-per-lang",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Seeded sample of queries per language for the language-bias rank spread.",
+)
+@click.option("--projection", type=click.Choice(["pca", "umap"]), default="pca", show_default=True)
+@click.option("--projection-max-points", type=int, default=None, help="Seeded cap, reported.")
+@click.option("--probe-max-rows", type=int, default=None, help="Seeded cap of probe rows.")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
+@click.option("--max-length", type=int, default=512, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--noise-kinds",
+    default="char,word_dropout,synonym,strip_punct,lowercase",
+    show_default=True,
+    help="Query noise for --analyses robustness: comma list of char_swap, char_drop, "
+    "char_insert, char_replace, char (the four mixed), word_dropout, synonym (English), "
+    "strip_punct, lowercase.",
+)
+@click.option(
+    "--noise-rate",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Probability that each character or word of a query is perturbed.",
+)
+@click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def eval_command(
+    model: str,
+    corpus_path: str,
+    out: Path,
+    analyses: str,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Embed once (cached) and run alignment diagnostics; writes results.parquet + manifest.json."""
+    from xrdiag.core.evaluate import EvalOptions, parse_analyses, run_eval
+
+    try:
+        ks = tuple(int(k) for k in options.pop("ks").split(","))
+    except ValueError:
+        raise UserError("--ks: expected comma-separated integers such as 1,5,10") from None
+    opts = EvalOptions(analyses=parse_analyses(analyses), ks=ks, **options)
+    with step_progress() as progress:
+        outcome = run_eval(model, corpus_path, out, opts, progress=progress)
+    if as_json:
+        from xrdiag.core.evaluate import scalar_metrics, summary_frame
+
+        click.echo(
+            json.dumps(
+                {
+                    "out": str(outcome.out_dir),
+                    "rows": outcome.manifest["rows"]["n"],
+                    "results": outcome.results.height,
+                    "timings_s": outcome.timings,
+                    "summary": summary_frame(outcome.results, opts.pivot).to_dicts(),
+                    "scalars": scalar_metrics(outcome.results),
+                },
+                indent=2,
+            )
+        )
+    else:
+        from xrdiag.report.terminal import eval_summary
+
+        eval_summary(console(), outcome, pivot=opts.pivot)
