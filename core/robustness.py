@@ -86,7 +86,7 @@ def noise_robustness(
         kinds = [k for k in kinds if k != "synonym"]
     lexicon = None
     if "synonym" in kinds:
-        from xrdiag.core.training.robust import load_lexicon
+        from xrdiag.core.data.synonyms import load_lexicon
 
         lexicon = load_lexicon()
     layers = sorted(emb.layers)

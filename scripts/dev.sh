@@ -13,7 +13,9 @@ fi
 . "$venv/bin/activate"
 python -m pip install --quiet --upgrade pip
 # torch is pinned by pyproject to <2.14, which resolves to the local CPU wheel on this machine.
-python -m pip install --quiet -e ".[dev]"
+# The repository root is the package, so setuptools' editable install always adds a note that
+# folders named like the package may shadow it; it is information, not a problem: filtered.
+PYTHONWARNINGS="ignore:Editable installation" python -m pip install --quiet -e ".[dev]"
 
 case "${1:-}" in
   demo)

@@ -13,15 +13,12 @@ the caller feeds `embeds + delta` to the model. Padding positions (mask = 0) get
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xrdiag.analyses.perturb import match_case
-from xrdiag.errors import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -29,9 +26,6 @@ if TYPE_CHECKING:
 DISTRIBUTIONS = ("gaussian", "uniform")
 NORMS = ("l2", "linf")
 METHODS = ("fgsm", "pgd")
-DEFAULT_LEXICON = (
-    Path(__file__).parent.parent / "data" / "synonyms" / "counterfitted_neighbors.json"
-)
 # A word: letters, optionally joined by apostrophes (don't, it's, o'clock). Digits and
 # punctuation are left alone, so numbers in a translation pair never change.
 WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
@@ -214,27 +208,6 @@ def adversarial_perturbation(
             embeds, loss_fn, epsilon, step_size, steps, norm, mask, initial_grad=initial_grad
         )
     raise ValueError(f"unknown adversarial method {method!r}; expected one of {METHODS}")
-
-
-def load_lexicon(name: str | Path = "default") -> dict[str, list[str]]:
-    """The synonym lexicon: `default` is the shipped one, anything else a JSON file path.
-
-    The file is a JSON object word -> list of neighbour words (lower case).
-    """
-    path = DEFAULT_LEXICON if str(name) == "default" else Path(name).expanduser()
-    label = f"robust.rs_da.lexicon: {path}"
-    if not path.is_file():
-        raise UserError(f"{label}: no such file (expected a JSON object word -> [neighbours])")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{label}: not valid UTF-8 JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{label}: expected a JSON object word -> [neighbours]")
-    for word, neighbours in data.items():
-        if not isinstance(neighbours, list) or not all(isinstance(n, str) for n in neighbours):
-            raise UserError(f"{label}: key {word!r}: expected a list of strings")
-    return data
 
 
 class SynonymSubstituter:

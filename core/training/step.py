@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from xrdiag.core.corpus import load_corpus
+from xrdiag.core.data.synonyms import load_lexicon
 from xrdiag.core.encoding.encoder import (
     default_prefix,
     model_load_errors,
@@ -101,7 +102,7 @@ class StepModel:
         self.substituter = None
         if rb.rs_da.enabled:
             self.substituter = robust.SynonymSubstituter(
-                robust.load_lexicon(rb.rs_da.lexicon), seed
+                load_lexicon(rb.rs_da.lexicon), seed
             )
             if rb.rs_da.mode == "copies":
                 pairs = augmented_copies(pairs, self.substituter, rb.rs_da.copies)

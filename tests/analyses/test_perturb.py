@@ -19,7 +19,7 @@ from xrdiag.analyses.perturb import (
     perturb_texts,
     word_spans,
 )
-from xrdiag.core.training.robust import load_lexicon
+from xrdiag.core.data.synonyms import load_lexicon
 from xrdiag.errors import UserError
 
 BUNDLED = Path(xrdiag.__file__).parent / "core" / "data" / "tico19_subset.parquet"

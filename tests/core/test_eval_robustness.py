@@ -14,10 +14,10 @@ from xrdiag.analyses.schema import validate_results
 from xrdiag.cache.store import ArrayStore
 from xrdiag.cli import main
 from xrdiag.core.corpus import load_corpus
+from xrdiag.core.data.synonyms import load_lexicon
 from xrdiag.core.encoding.encoder import Encoder
 from xrdiag.core.evaluate import ANALYSES, EvalOptions, parse_analyses, run_eval
 from xrdiag.core.robustness import perturbed_query_corpus
-from xrdiag.core.training.robust import load_lexicon
 from xrdiag.errors import UserError
 
 LANGS = "en,fr,zh"

@@ -14,13 +14,12 @@ import pytest
 import torch
 
 import xrdiag
+from xrdiag.core.data.synonyms import DEFAULT_LEXICON, load_lexicon
 from xrdiag.core.training.objectives import info_nce, pool
 from xrdiag.core.training.robust import (
-    DEFAULT_LEXICON,
     SynonymSubstituter,
     adversarial_perturbation,
     fgsm_perturbation,
-    load_lexicon,
     pgd_perturbation,
     project,
     rs_rp_noise,
