@@ -23,6 +23,7 @@ from itertools import combinations, product
 import numpy as np
 import polars as pl
 
+from xrdiag.analyses.inputs import AnalysisInputs
 from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
 from xrdiag.errors import UserError
 
@@ -388,3 +389,11 @@ def checkpoint_cka(
                 value = float(cka_matrix([emb_a[layer][idx], emb_b[layer][idx]])[0, 1])
                 out.append(_row("linear_cka_checkpoint", layer, lang, lang, label, value, len(idx)))
     return results_frame(out, checkpoint=checkpoint)
+
+
+def analyse(inputs: AnalysisInputs) -> pl.DataFrame:
+    """The registered `cka` analysis: every language pair per layer and domain, layer x layer."""
+    frames = [cross_language_cka(inputs.layers, inputs.meta, per_domain=True)]
+    if len(inputs.layers) > 1:
+        frames.append(layer_cka(inputs.layers, inputs.meta))
+    return pl.concat(frames)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from xrdiag.analyses.inputs import AnalysisInputs
 from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
 from xrdiag.analyses.threads import single_blas_thread
 from xrdiag.errors import UserError
@@ -166,3 +167,8 @@ def geometry_results(
         for domain, rows in scopes:
             out += _scope_rows(X[rows], langs[rows], layer, domain, n_pairs, seed)
     return results_frame(out)
+
+
+def analyse(inputs: AnalysisInputs) -> pl.DataFrame:
+    """The registered `geometry` analysis."""
+    return geometry_results(inputs.layers, inputs.meta, seed=inputs.options["seed"])

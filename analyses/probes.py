@@ -20,7 +20,8 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.bootstrap import BootstrapMeans, percentile_interval
-from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
+from xrdiag.analyses.inputs import AnalysisInputs
+from xrdiag.analyses.schema import ALL_DOMAINS, empty_results, results_frame
 from xrdiag.analyses.threads import single_blas_thread
 from xrdiag.errors import UserError
 
@@ -293,3 +294,16 @@ def pad_results(
             ci = (proxy_a_distance(1.0 - b_lo), proxy_a_distance(1.0 - b_hi))
             out.append(_row("pad", layer, pad, len(y), domain=f"{a}|{b}", ci=ci))
     return results_frame(out)
+
+
+def analyse(inputs: AnalysisInputs) -> pl.DataFrame:
+    """The registered `probe` analysis: language and domain probes, PAD per domain pair."""
+    layers, meta = inputs.layers, inputs.meta
+    common = {"seed": inputs.options["seed"], "max_rows": inputs.options["probe_max_rows"]}
+    frames = []
+    if meta["lang"].n_unique() > 1:
+        frames.append(probe_results(layers, meta, target="lang", **common))
+    if meta["domain"].n_unique() > 1:
+        frames.append(probe_results(layers, meta, target="domain", **common))
+        frames.append(pad_results(layers, meta, **common))
+    return pl.concat(frames) if frames else empty_results()

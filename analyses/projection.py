@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from xrdiag.analyses.inputs import AnalysisInputs
 from xrdiag.errors import UserError
 
 METHODS = ("pca", "umap")
@@ -146,3 +147,21 @@ def projection_frame(projection: Projection, meta: pl.DataFrame) -> pl.DataFrame
         for k in range(projection.embedding_.shape[1])
     }
     return frame.with_columns(**axes).select("row", "id", "lang", "domain", *axes)
+
+
+def analyse(inputs: AnalysisInputs) -> pl.DataFrame:
+    """The registered `projection` analysis: a 2-D scatter of every layer (projection.parquet)."""
+    opts = inputs.options
+    frames = []
+    for layer, array in inputs.layers.items():
+        proj = Projection(
+            method=opts["projection"], seed=opts["seed"], max_points=opts["projection_max_points"]
+        )
+        proj.fit(array)
+        frames.append(
+            projection_frame(proj, inputs.meta).with_columns(
+                pl.lit(layer, dtype=pl.Int32).alias("layer"),
+                pl.lit(opts["projection"]).alias("method"),
+            )
+        )
+    return pl.concat(frames)

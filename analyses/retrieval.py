@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.bootstrap import BootstrapMeans, summarise_columns
+from xrdiag.analyses.inputs import AnalysisInputs
 from xrdiag.analyses.schema import (
     ALL_DOMAINS,
     CORRECTIONS,
@@ -372,3 +373,17 @@ def language_bias(
     for lang, cols in spreads.items():
         out.extend(_summaries(cols, _base(layer, lang, None, ALL_DOMAINS), bootstrap, seed, boots))
     return results_frame(out)
+
+
+def analyse(inputs: AnalysisInputs) -> pl.DataFrame:
+    """The registered `retrieval` analysis: recall@k and MRR per layer, plus language bias."""
+    opts, meta = inputs.options, inputs.meta
+    frames = []
+    for layer, array in inputs.layers.items():
+        common = {"layer": layer, "bootstrap": opts["bootstrap"], "seed": opts["seed"]}
+        frames.append(retrieval_results(array, meta, pivot=inputs.pivot, ks=opts["ks"], **common))
+        if meta["lang"].n_unique() > 2:
+            frames.append(
+                language_bias(array, meta, queries_per_lang=opts["bias_queries_per_lang"], **common)
+            )
+    return pl.concat(frames)

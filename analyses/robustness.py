@@ -17,6 +17,15 @@ Metrics (analysis `robustness`), where `<noise>` names a perturbation kind at a 
 Every figure is per (src_lang, tgt_lang, domain) and for domain "all"; `n` is the number of
 queries with a gold document. CIs are seeded percentile bootstraps over queries
 (`analyses/bootstrap.py`), one seed for every pair, domain and noise.
+
+Which rows are perturbed: with a pivot, the non-pivot languages (queries to the pivot; the
+pivot's rows stay clean documents); without one, every row, since every ordered pair is
+evaluated and every language is a query side. Each sentence's noise is keyed by its id and
+language, so it does not change when other rows are added or filtered out. The perturbed
+queries are embedded by the evaluator's encoder (`AnalysisInputs.embed`, through its cache),
+one noise at a time, so memory holds one perturbed copy. The synonym noise is English only:
+when no query language is English (e.g. `--pivot en`) it is skipped and reports no rows,
+rather than a drop of zero that would read as robustness.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.bootstrap import BootstrapMeans, summarise_columns
+from xrdiag.analyses.inputs import AnalysisInputs
+from xrdiag.analyses.perturb import is_english, noise_label, perturb_texts
 from xrdiag.analyses.retrieval import (
     _check_inputs,
     _domain_rows,
@@ -36,7 +47,7 @@ from xrdiag.analyses.retrieval import (
     _resolve_pairs,
     l2_normalise,
 )
-from xrdiag.analyses.schema import results_frame
+from xrdiag.analyses.schema import empty_results, results_frame
 from xrdiag.analyses.topk import gold_ranks
 from xrdiag.errors import UserError
 
@@ -150,3 +161,71 @@ def _summaries(
 ) -> list[dict[str, Any]]:
     """Result rows (value, paired bootstrap CI, n) of the robustness metric columns."""
     return summarise_columns(columns, {**base, "analysis": ANALYSIS}, bootstrap, seed, boots)
+
+
+def perturbed_queries(
+    rows: pl.DataFrame,
+    kind: str,
+    rate: float,
+    *,
+    seed: int,
+    pivot: str | None,
+    lexicon: Mapping[str, Sequence[str]] | None,
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """The query rows of `rows` (id, lang, text, ...) with perturbed texts, and their indices."""
+    frame = rows.with_row_index("_row")
+    langs = frame["lang"].unique().to_list()
+    queries = frame.filter(pl.col("lang").is_in(query_langs(langs, pivot)))
+    index = queries["_row"].to_numpy().astype(np.int64)
+    keys = (queries["id"].cast(pl.String) + "\x1f" + queries["lang"]).to_list()
+    texts = perturb_texts(
+        queries["text"].to_list(),
+        kind,
+        rate,
+        seed=seed,
+        keys=keys,
+        langs=queries["lang"].to_list(),
+        lexicon=lexicon,
+    )
+    noisy = queries.drop("_row").with_columns(pl.Series("text", texts, dtype=pl.String))
+    return noisy, index
+
+
+def analyse(inputs: AnalysisInputs) -> pl.DataFrame:
+    """The registered `robustness` analysis: every noise kind at every layer (module docstring)."""
+    opts, meta, pivot = inputs.options, inputs.meta, inputs.pivot
+    if inputs.embed is None or inputs.texts is None:
+        raise ValueError("the robustness analysis needs the encoder (AnalysisInputs.embed)")
+    langs = meta["lang"].unique().to_list()
+    if not query_langs(langs, pivot) or len(langs) < 2:
+        return empty_results()
+    kinds = list(opts["noise_kinds"])
+    if not any(is_english(lang) for lang in query_langs(langs, pivot)):
+        kinds = [k for k in kinds if k != "synonym"]
+    lexicon = inputs.lexicon() if "synonym" in kinds and inputs.lexicon is not None else None
+    rows = meta.with_columns(pl.Series("text", list(inputs.texts), dtype=pl.String))
+    rate = opts["noise_rate"]
+    frames: list[pl.DataFrame] = []
+    clean_metric = metric_name(RECALL, CLEAN)
+    for i, kind in enumerate(kinds):
+        label = noise_label(kind, rate)
+        noisy, index = perturbed_queries(
+            rows, kind, rate, seed=opts["noise_seed"], pivot=pivot, lexicon=lexicon
+        )
+        perturbed = inputs.embed(noisy, label)
+        for layer, clean in inputs.layers.items():
+            full = clean.copy()
+            full[index] = perturbed[layer]
+            frame = robustness_results(
+                clean,
+                {label: full},
+                meta,
+                layer=layer,
+                pivot=pivot,
+                bootstrap=opts["bootstrap"],
+                seed=opts["seed"],
+            )
+            if i > 0:  # the clean reference once, not once per noise
+                frame = frame.filter(pl.col("metric") != clean_metric)
+            frames.append(frame)
+    return pl.concat(frames) if frames else empty_results()

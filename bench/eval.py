@@ -28,8 +28,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # A fresh cache makes the first run cold; the embedded model is converted before timing.
         os.environ["XRDIAG_CACHE_DIR"] = str(Path(tmp) / "cache")
+        from xrdiag.analyses.registry import parse_analyses
         from xrdiag.core.encoding.embedded_model import embedded_model_dir
-        from xrdiag.core.evaluate import EvalOptions, parse_analyses, run_eval
+        from xrdiag.core.evaluate import EvalOptions, run_eval
 
         embedded_model_dir()
         options = EvalOptions(

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from xrdiag.analyses import registry
 from xrdiag.cli.console import console, step_progress
 from xrdiag.errors import UserError
 
@@ -18,9 +19,9 @@ from xrdiag.errors import UserError
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option(
     "--analyses",
-    default="retrieval,cka,probe,geometry,projection",
+    default=",".join(registry.default_names()),
     show_default=True,
-    help="Comma list, or all (adds robustness).",
+    help=f"Comma list of {', '.join(registry.names())}, or all.",
 )
 @click.option("--layers", default="last", show_default=True, help="all, last or e.g. 0,6,12.")
 @click.option("--langs", default=None, help="Comma-separated languages (default: all).")
@@ -69,17 +70,17 @@ def eval_command(
     **options: Any,
 ) -> None:
     """Embed once (cached) and run alignment diagnostics; writes results.parquet + manifest.json."""
-    from xrdiag.core.evaluate import EvalOptions, parse_analyses, run_eval
+    from xrdiag.core.evaluate import EvalOptions, run_eval
 
     try:
         ks = tuple(int(k) for k in options.pop("ks").split(","))
     except ValueError:
         raise UserError("--ks: expected comma-separated integers such as 1,5,10") from None
-    opts = EvalOptions(analyses=parse_analyses(analyses), ks=ks, **options)
+    opts = EvalOptions(analyses=registry.parse_analyses(analyses), ks=ks, **options)
     with step_progress() as progress:
         outcome = run_eval(model, corpus_path, out, opts, progress=progress)
     if as_json:
-        from xrdiag.core.evaluate import scalar_metrics, summary_frame
+        from xrdiag.report.tables import scalar_metrics, summary_frame
 
         click.echo(
             json.dumps(

@@ -1,8 +1,10 @@
 """`xrdiag eval`: embed once through the cache, run the chosen diagnostics, write the results.
 
-The analyses are pure functions on arrays; this module feeds them, times them, caches the one
-that is slow and deterministic (projections), and writes `results.parquet`, `projection.parquet`,
-`rows.parquet` and `manifest.json` into the output directory, each atomically.
+The analyses are pure functions on arrays, declared in `analyses/registry.py`; this module
+feeds them (and, to those that need it, an `embed` callback through the same encoder and
+cache), times them, caches each one's frame (keyed by the embeddings, the options it reads and
+its code), and writes `results.parquet`, `projection.parquet`, `rows.parquet` and
+`manifest.json` into the output directory, each atomically.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from xrdiag.analyses import registry
+from xrdiag.analyses.inputs import AnalysisInputs
 from xrdiag.analyses.perturb import DEFAULT_KINDS, check_rate, parse_noise_kinds
 from xrdiag.analyses.schema import empty_results
 from xrdiag.cache.store import ArrayStore, cache_key
@@ -30,12 +34,7 @@ from xrdiag.core.layout.atomic import write_atomic
 from xrdiag.core.layout.dirs import EvalDir
 from xrdiag.core.layout.names import ROWS
 from xrdiag.core.provenance import EVAL_PACKAGES, package_versions
-from xrdiag.errors import UserError, comma_choices
-
-ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")
-# Run only when asked for by name or by `all` (robustness encodes the corpus once per noise).
-OPTIONAL_ANALYSES = ("robustness",)
-ALL_ANALYSES = ANALYSES + OPTIONAL_ANALYSES
+from xrdiag.errors import UserError
 
 # A step reports (name, done, total); total None means "running, size unknown".
 Progress = Callable[[str, int, int | None], None]
@@ -45,7 +44,7 @@ Progress = Callable[[str, int, int | None], None]
 class EvalOptions:
     """Everything `xrdiag eval` takes besides the model, the corpus and the output directory."""
 
-    analyses: tuple[str, ...] = ANALYSES
+    analyses: tuple[str, ...] = field(default_factory=registry.default_names)
     layers: str = "last"
     langs: str | None = None
     domains: str | None = None
@@ -70,7 +69,8 @@ class EvalOptions:
     noise_seed: int = 0
 
     def __post_init__(self) -> None:
-        """Validate the noise options (a comma string of kinds is accepted, as from the CLI)."""
+        """Validate the analyses and the noise options (comma strings accepted, as from the CLI)."""
+        self.analyses = registry.parse_analyses(self.analyses)
         self.noise_kinds = parse_noise_kinds(self.noise_kinds)
         self.noise_rate = check_rate(self.noise_rate)
         if isinstance(self.noise_seed, bool) or not isinstance(self.noise_seed, int):
@@ -87,13 +87,6 @@ class EvalOutcome:
     results: pl.DataFrame
     manifest: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def parse_analyses(text: str) -> tuple[str, ...]:
-    """`retrieval,cka` -> validated tuple; `all` means every analysis, robustness included."""
-    if text.strip() == "all":
-        return ALL_ANALYSES
-    return comma_choices("--analyses", text, ALL_ANALYSES, " (or all)")
 
 
 @contextmanager
@@ -144,16 +137,15 @@ def run_eval(
     from_cache: list[str] = []
     projection: pl.DataFrame | None = None
     for name in options.analyses:
+        spec = registry.get(name)
         report(name, 0, None)
         with _timed(timings, name):
-            if name == "projection":
-                projection = _projection(emb, encoder, store, options)
-            elif name == "robustness":
-                frames.append(_robustness(encoder, corpus, emb, store, options, pivot, report))
-            else:
-                frames.append(
-                    _cached_analysis(name, emb, encoder, store, options, pivot, from_cache)
-                )
+            inputs = _inputs(spec, emb, corpus, encoder, store, options, pivot, report)
+            frame = _cached_analysis(spec, inputs, emb, encoder, store, from_cache)
+        if spec.output == "projection":
+            projection = frame
+        else:
+            frames.append(frame)
         report(name, 1, 1)
     results = (
         pl.concat(frames).with_columns(pl.lit(checkpoint).alias("checkpoint"))
@@ -182,40 +174,59 @@ def checkpoint_name(model: str) -> str:
     return path.name if path.exists() else model
 
 
-# The options each analysis reads: part of its cache key, so changing one recomputes it.
-_ANALYSIS_OPTIONS = {
-    "retrieval": ("ks", "bootstrap", "seed", "bias_queries_per_lang"),
-    "cka": (),
-    "probe": ("seed", "probe_max_rows"),
-    "geometry": ("seed",),
-}
-# The modules whose code decides each analysis' numbers: their source is hashed into the key, so
-# a change of the code can never be answered from a stale cache entry.
-_ANALYSIS_MODULES = {
-    "retrieval": ("retrieval", "topk", "bootstrap", "schema"),
-    "cka": ("cka", "schema"),
-    "probe": ("probes", "bootstrap", "schema"),
-    "geometry": ("geometry", "schema"),
-}
-
-
-def _code_hash(name: str) -> str:
-    import xrdiag.analyses
-
-    folder = Path(xrdiag.analyses.__file__).parent
-    digest = hashlib.sha256()
-    for module in _ANALYSIS_MODULES[name]:
-        digest.update((folder / f"{module}.py").read_bytes())
-    return digest.hexdigest()
-
-
-def _cached_analysis(
-    name: str,
+def _inputs(
+    spec: registry.Analysis,
     emb: Embeddings,
+    corpus: Corpus,
     encoder: Encoder,
     store: ArrayStore,
     options: EvalOptions,
     pivot: str | None,
+    report: Progress,
+) -> AnalysisInputs:
+    """An analysis' inputs; the encoder (to embed new texts) only for those that need it."""
+    opts = {name: getattr(options, name) for name in _option_names()}
+    if not spec.needs_encoder:
+        return AnalysisInputs(emb.layers, emb.meta, opts, pivot=pivot, progress=report)
+    layers = sorted(emb.layers)
+
+    def embed(rows: pl.DataFrame, label: str) -> dict[int, np.ndarray]:
+        """Rows with new texts, embedded by the same encoder through the cache.
+
+        A perturbed corpus has its own fingerprint, so its embeddings get their own cache
+        entries and a rerun encodes nothing.
+        """
+        step = f"{spec.name} {label}"
+        rows_corpus = Corpus(rows, f"{corpus.source} ({label})")
+        found = embed_corpus(
+            encoder, rows_corpus, layers, store=store, progress=lambda d, t: report(step, d, t)
+        )
+        return found.layers
+
+    from xrdiag.core.data.synonyms import load_lexicon
+
+    return AnalysisInputs(
+        emb.layers,
+        emb.meta,
+        opts,
+        pivot=pivot,
+        texts=corpus.frame["text"].to_list(),
+        embed=embed,
+        lexicon=load_lexicon,
+        progress=report,
+    )
+
+
+def _option_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(EvalOptions))
+
+
+def _cached_analysis(
+    spec: registry.Analysis,
+    inputs: AnalysisInputs,
+    emb: Embeddings,
+    encoder: Encoder,
+    store: ArrayStore,
     from_cache: list[str],
 ) -> pl.DataFrame:
     """An analysis' frame, from the cache when the same embeddings, options and code made it.
@@ -226,18 +237,18 @@ def _cached_analysis(
     import io
 
     key = cache_key(
-        kind="results",
-        analysis=name,
+        kind="results" if spec.output == "results" else spec.output,
+        analysis=spec.name,
         embeddings=[layer_key(encoder, emb.corpus_fingerprint, layer) for layer in emb.layers],
-        options={opt: _plain(getattr(options, opt)) for opt in _ANALYSIS_OPTIONS[name]},
-        pivot=pivot,
-        code=_code_hash(name),
+        options={opt: _plain(inputs.options[opt]) for opt in spec.options},
+        pivot=inputs.pivot,
+        code=spec.code_hash(),
     )
     hit = store.get(key)
     if hit is not None:
-        from_cache.append(name)
+        from_cache.append(spec.name)
         return pl.read_parquet(io.BytesIO(hit["parquet"].tobytes()))
-    frame = _analysis(name, emb, options, pivot)
+    frame = spec.function()(inputs)
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
     store.put(key, {"parquet": np.frombuffer(buffer.getvalue(), dtype=np.uint8)})
@@ -246,107 +257,6 @@ def _cached_analysis(
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
-
-
-def _analysis(name: str, emb: Embeddings, options: EvalOptions, pivot: str | None) -> pl.DataFrame:
-    meta, layers = emb.meta, emb.layers
-    if name == "retrieval":
-        from xrdiag.analyses.retrieval import language_bias, retrieval_results
-
-        frames = []
-        for layer, array in layers.items():
-            common = {"layer": layer, "bootstrap": options.bootstrap, "seed": options.seed}
-            frames.append(retrieval_results(array, meta, pivot=pivot, ks=options.ks, **common))
-            if meta["lang"].n_unique() > 2:
-                frames.append(
-                    language_bias(
-                        array, meta, queries_per_lang=options.bias_queries_per_lang, **common
-                    )
-                )
-        return pl.concat(frames)
-    if name == "cka":
-        from xrdiag.analyses.cka import cross_language_cka, layer_cka
-
-        frames = [cross_language_cka(layers, meta, per_domain=True)]
-        if len(layers) > 1:
-            frames.append(layer_cka(layers, meta))
-        return pl.concat(frames)
-    if name == "probe":
-        from xrdiag.analyses.probes import pad_results, probe_results
-
-        common = {"seed": options.seed, "max_rows": options.probe_max_rows}
-        frames = []
-        if meta["lang"].n_unique() > 1:
-            frames.append(probe_results(layers, meta, target="lang", **common))
-        if meta["domain"].n_unique() > 1:
-            frames.append(probe_results(layers, meta, target="domain", **common))
-            frames.append(pad_results(layers, meta, **common))
-        return pl.concat(frames) if frames else empty_results()
-    if name == "geometry":
-        from xrdiag.analyses.geometry import geometry_results
-
-        return geometry_results(layers, meta, seed=options.seed)
-    raise AssertionError(f"unknown analysis {name}")  # parse_analyses rejects it first
-
-
-def _robustness(
-    encoder: Encoder,
-    corpus: Corpus,
-    emb: Embeddings,
-    store: ArrayStore,
-    options: EvalOptions,
-    pivot: str | None,
-    report: Progress,
-) -> pl.DataFrame:
-    """Recall@1 under query noise (core/robustness.py); perturbed embeddings are cached."""
-    from xrdiag.core.robustness import noise_robustness
-
-    return noise_robustness(
-        encoder,
-        corpus,
-        emb,
-        kinds=options.noise_kinds,
-        rate=options.noise_rate,
-        noise_seed=options.noise_seed,
-        pivot=pivot,
-        bootstrap=options.bootstrap,
-        seed=options.seed,
-        store=store,
-        progress=report,
-    )
-
-
-def _projection(
-    emb: Embeddings, encoder: Encoder, store: ArrayStore, options: EvalOptions
-) -> pl.DataFrame:
-    """2-D scatter of every requested layer, cached by embedding key and projection parameters."""
-    from xrdiag.analyses.projection import Projection, projection_frame
-
-    frames = []
-    for layer, array in emb.layers.items():
-        proj = Projection(
-            method=options.projection, seed=options.seed, max_points=options.projection_max_points
-        )
-        key = cache_key(
-            kind="projection",
-            embeddings=layer_key(encoder, emb.corpus_fingerprint, layer),
-            params=proj.params(),
-        )
-        hit = store.get(key)
-        if hit is not None:
-            proj.embedding_, proj.indices_ = hit["embedding"], hit["indices"]
-            proj.n_points_, proj.n_input_ = len(hit["indices"]), array.shape[0]
-        else:
-            proj.fit(array)
-            store.put(key, {"embedding": proj.embedding_, "indices": proj.indices_})
-        frame = projection_frame(proj, emb.meta)
-        frames.append(
-            frame.with_columns(
-                pl.lit(layer, dtype=pl.Int32).alias("layer"),
-                pl.lit(options.projection).alias("method"),
-            )
-        )
-    return pl.concat(frames)
 
 
 def _manifest(
@@ -384,66 +294,3 @@ def _manifest(
         "python": platform.python_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def summary_frame(results: pl.DataFrame, pivot: str | None) -> pl.DataFrame:
-    """Headline per language at the top layer: recall@1 to and from the pivot, probe, CKA.
-
-    The numbers come straight from `results`; this only picks and pivots them.
-    """
-    if results.height == 0:
-        return pl.DataFrame()
-    top = results["layer"].max()
-    at_top = results.filter((pl.col("layer") == top) & (pl.col("domain") == "all"))
-    retrieval = at_top.filter(pl.col("analysis") == "retrieval")
-    langs = sorted(set(retrieval["src_lang"].drop_nulls().to_list())) if retrieval.height else []
-    if not langs:
-        return pl.DataFrame()
-    hub = pivot or ("en" if "en" in langs else langs[0])
-    rows = []
-    for lang in langs:
-        if lang == hub:
-            continue
-        row: dict[str, Any] = {
-            "lang": lang,
-            f"R@1 ->{hub}": _pick(retrieval, "recall@1|cos|none", lang, hub),
-            f"R@1 {hub}->": _pick(retrieval, "recall@1|cos|none", hub, lang),
-            f"R@1 ->{hub} centered": _pick(retrieval, "recall@1|cos|center", lang, hub),
-            f"R@1 ->{hub} margin": _pick(retrieval, "recall@1|margin|none", lang, hub),
-        }
-        cka = at_top.filter(
-            (pl.col("metric") == "linear_cka")
-            & (
-                ((pl.col("src_lang") == lang) & (pl.col("tgt_lang") == hub))
-                | ((pl.col("src_lang") == hub) & (pl.col("tgt_lang") == lang))
-            )
-        )
-        row[f"CKA with {hub}"] = float(cka["value"][0]) if cka.height else None
-        rows.append(row)
-    return pl.DataFrame(rows)
-
-
-def _pick(frame: pl.DataFrame, metric: str, src: str, tgt: str) -> float | None:
-    hit = frame.filter(
-        (pl.col("metric") == metric) & (pl.col("src_lang") == src) & (pl.col("tgt_lang") == tgt)
-    )
-    return float(hit["value"][0]) if hit.height else None
-
-
-def scalar_metrics(results: pl.DataFrame) -> dict[str, float]:
-    """Layer-wise scalars worth one line each (probe accuracies, isotropy) at the top layer."""
-    if results.height == 0:
-        return {}
-    top = results["layer"].max()
-    wanted = (
-        "lang_probe_acc",
-        "lang_probe_chance",
-        "domain_probe_acc",
-        "domain_probe_chance",
-        "isotropy_partition_ratio",
-        "mean_random_cosine",
-    )
-    picked = results.filter(
-        (pl.col("layer") == top) & pl.col("metric").is_in(wanted) & (pl.col("domain") == "all")
-    )
-    return {m: float(v) for m, v in zip(picked["metric"], picked["value"], strict=True)}

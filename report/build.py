@@ -167,6 +167,8 @@ def pivots(src: Source) -> dict[str, pl.DataFrame]:
             out[f"cka_lang_lang_layer{layer}{tag}"] = tables.cka_lang_lang(res, layer)
         out[f"probe_by_layer{tag}"] = tables.probe_by_layer(res)
         out[f"cka_by_layer{tag}"] = tables.cka_by_layer(res)
+        for analysis in tables.other_analyses(res):
+            out[f"analysis_{analysis}{tag}"] = tables.analysis_table(res, analysis)
     if src.events:
         out["training_steps"] = tables.step_table(src.events)
         out["training_evals"] = tables.eval_table(src.events)

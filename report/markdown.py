@@ -195,6 +195,9 @@ TITLES = {
 def title_of(name: str) -> str:
     """Human title of a pivot's file stem (`cka_lang_lang_layer2__base`)."""
     base, _, group = name.partition("__")
+    if base.startswith("analysis_"):
+        text = tables.analysis_title(base.removeprefix("analysis_")) + " (top layer)"
+        return text + (f" ({group})" if group else "")
     for key, title in TITLES.items():
         if base.startswith(key):
             text = title + base[len(key) :] if key.endswith("layer") else title

@@ -12,6 +12,8 @@ from typing import Any
 
 import polars as pl
 
+from xrdiag.analyses.schema import PRIMARY_RECALL, metric_name
+
 RECALL_BASE = "recall@1"
 CKA_METRIC = "linear_cka"
 PROBE_METRICS = ("lang_probe_acc", "domain_probe_acc")
@@ -62,6 +64,41 @@ def recall_lang_domain(results: pl.DataFrame, layer: int | None = None) -> pl.Da
     wide = cells.pivot(on="domain", index="src_lang", values="value").rename({"src_lang": "lang"})
     order = domains_order(cells["domain"].unique().to_list())
     return wide.select("lang", *order).sort("lang")
+
+
+# Analyses the report and the dashboard draw with views of their own; every other registered
+# analysis is shown as a table of its rows (`analysis_table`), so a new one needs no view code.
+DEDICATED_VIEWS = ("retrieval", "cka", "probe", "projection")
+
+
+def other_analyses(results: pl.DataFrame) -> list[str]:
+    """Analyses present in `results` without a dedicated view, in registry order."""
+    from xrdiag.analyses import registry
+
+    present = set(results["analysis"].unique().to_list()) if results.height else set()
+    order = [n for n in registry.names() if n in present] + sorted(present - set(registry.names()))
+    return [n for n in order if n not in DEDICATED_VIEWS]
+
+
+def analysis_title(name: str) -> str:
+    """An analysis' title from the registry (its name when it is not registered)."""
+    from xrdiag.analyses import registry
+
+    return registry.get(name).title if name in registry.names() else name
+
+
+def analysis_table(results: pl.DataFrame, analysis: str, layer: int | None = None) -> pl.DataFrame:
+    """One analysis' rows at one layer (the top one by default), domain `all` first."""
+    rows = results.filter(pl.col("analysis") == analysis)
+    layer = top_layer(rows) if layer is None else layer
+    if layer is None:
+        return pl.DataFrame()
+    rows = rows.filter(pl.col("layer") == layer)
+    cols = ["metric", "src_lang", "tgt_lang", "domain", "value", "ci_low", "ci_high", "n"]
+    cols += [c for c in ("pool",) if c in rows.columns]
+    return rows.sort(
+        pl.col("domain") != ALL, "metric", "src_lang", "tgt_lang", "domain", nulls_last=True
+    ).select(cols)
 
 
 def cka_layers(results: pl.DataFrame) -> list[int]:
@@ -212,3 +249,73 @@ def headline_variants(figures: pl.DataFrame) -> pl.DataFrame:
         .sort("_o")
         .drop("_o")
     )
+
+
+# --------------------------------------------------------------------------- eval summary
+
+
+def summary_frame(results: pl.DataFrame, pivot: str | None) -> pl.DataFrame:
+    """Headline per language at the top layer: recall@1 to and from the pivot, probe, CKA.
+
+    The numbers come straight from `results`; this only picks and pivots them.
+    """
+    if results.height == 0:
+        return pl.DataFrame()
+    top = results["layer"].max()
+    at_top = results.filter((pl.col("layer") == top) & (pl.col("domain") == "all"))
+    retrieval = at_top.filter(pl.col("analysis") == "retrieval")
+    langs = sorted(set(retrieval["src_lang"].drop_nulls().to_list())) if retrieval.height else []
+    if not langs:
+        return pl.DataFrame()
+    hub = pivot or ("en" if "en" in langs else langs[0])
+    rows = []
+    for lang in langs:
+        if lang == hub:
+            continue
+        row: dict[str, Any] = {
+            "lang": lang,
+            f"R@1 ->{hub}": _pick(retrieval, PRIMARY_RECALL, lang, hub),
+            f"R@1 {hub}->": _pick(retrieval, PRIMARY_RECALL, hub, lang),
+            f"R@1 ->{hub} centered": _pick(
+                retrieval, metric_name("recall@1", "cos", "center"), lang, hub
+            ),
+            f"R@1 ->{hub} margin": _pick(
+                retrieval, metric_name("recall@1", "margin", "none"), lang, hub
+            ),
+        }
+        cka = at_top.filter(
+            (pl.col("metric") == "linear_cka")
+            & (
+                ((pl.col("src_lang") == lang) & (pl.col("tgt_lang") == hub))
+                | ((pl.col("src_lang") == hub) & (pl.col("tgt_lang") == lang))
+            )
+        )
+        row[f"CKA with {hub}"] = float(cka["value"][0]) if cka.height else None
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def _pick(frame: pl.DataFrame, metric: str, src: str, tgt: str) -> float | None:
+    hit = frame.filter(
+        (pl.col("metric") == metric) & (pl.col("src_lang") == src) & (pl.col("tgt_lang") == tgt)
+    )
+    return float(hit["value"][0]) if hit.height else None
+
+
+def scalar_metrics(results: pl.DataFrame) -> dict[str, float]:
+    """Layer-wise scalars worth one line each (probe accuracies, isotropy) at the top layer."""
+    if results.height == 0:
+        return {}
+    top = results["layer"].max()
+    wanted = (
+        "lang_probe_acc",
+        "lang_probe_chance",
+        "domain_probe_acc",
+        "domain_probe_chance",
+        "isotropy_partition_ratio",
+        "mean_random_cosine",
+    )
+    picked = results.filter(
+        (pl.col("layer") == top) & pl.col("metric").is_in(wanted) & (pl.col("domain") == "all")
+    )
+    return {m: float(v) for m, v in zip(picked["metric"], picked["value"], strict=True)}

@@ -77,7 +77,7 @@ def eval_summary(console: Any, outcome: Any, *, pivot: str | None) -> None:
     """Headline table of an evaluation, then timings and where the files are."""
     from rich.table import Table
 
-    from xrdiag.core.evaluate import scalar_metrics, summary_frame
+    from xrdiag.report.tables import scalar_metrics, summary_frame
 
     manifest = outcome.manifest
     console.print(

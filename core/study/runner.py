@@ -22,15 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xrdiag.analyses.registry import default_names
 from xrdiag.core.layout import names
 from xrdiag.core.layout.atomic import write_atomic, write_text_atomic
 from xrdiag.core.layout.dirs import RunDir, StudyDir, done_marker
 from xrdiag.core.study.config import StudyConfig, read_study_config, study_to_toml
 from xrdiag.errors import UserError
-
-# geometry and the PCA projection cost about a second on a capped last layer; the dashboard
-# and the report show them for every cell.
-EVAL_ANALYSES = ("retrieval", "cka", "probe", "geometry", "projection")
 
 # (what, done, total): "cells" counts finished cells; a cell's own phases report as its label.
 Progress = Callable[[str, int, int | None], None]
@@ -101,13 +98,14 @@ def _eval_corpus(cfg: StudyConfig, out: Path) -> Path:
 def _evaluate(
     cfg: StudyConfig, model: str, corpus: Path, out_dir: Path, progress: Progress
 ) -> None:
-    """Retrieval against the pivot both ways, CKA, probes, geometry and a PCA projection on the
-    last layer, seeded, capped."""
+    """The default analyses of the registry (retrieval against the pivot both ways, CKA,
+    probes, geometry, a PCA projection) on the last layer, seeded, capped. Geometry and the
+    projection cost about a second; the dashboard and the report show them for every cell."""
     from xrdiag.core.evaluate import EvalOptions, run_eval
 
     e = cfg.eval
     opts = EvalOptions(
-        analyses=EVAL_ANALYSES,
+        analyses=default_names(),
         layers="last",
         pivot=cfg.base_config().protocol.pivot,
         max_per_domain=e.max_per_domain,

@@ -101,9 +101,7 @@ class StepModel:
             pairs = labelled_pairs(str(obj.pairs_file), obj.num_labels)
         self.substituter = None
         if rb.rs_da.enabled:
-            self.substituter = robust.SynonymSubstituter(
-                load_lexicon(rb.rs_da.lexicon), seed
-            )
+            self.substituter = robust.SynonymSubstituter(load_lexicon(rb.rs_da.lexicon), seed)
             if rb.rs_da.mode == "copies":
                 pairs = augmented_copies(pairs, self.substituter, rb.rs_da.copies)
         self.pairs = pairs

@@ -10,14 +10,15 @@ import polars as pl
 import pytest
 
 from xrdiag.analyses.perturb import DEFAULT_KINDS, perturb_texts
+from xrdiag.analyses.registry import default_names, parse_analyses
+from xrdiag.analyses.robustness import perturbed_queries
 from xrdiag.analyses.schema import validate_results
 from xrdiag.cache.store import ArrayStore
 from xrdiag.cli import main
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.data.synonyms import load_lexicon
 from xrdiag.core.encoding.encoder import Encoder
-from xrdiag.core.evaluate import ANALYSES, EvalOptions, parse_analyses, run_eval
-from xrdiag.core.robustness import perturbed_query_corpus
+from xrdiag.core.evaluate import EvalOptions, run_eval
 from xrdiag.errors import UserError
 
 LANGS = "en,fr,zh"
@@ -116,7 +117,8 @@ def test_rerun_encodes_nothing_new_and_new_seed_does(tiny_model_dir: Path, tmp_p
     reseeded = run_eval(
         model, "default", tmp_path / "c", options(noise_kinds=("strip_punct",), noise_seed=1)
     )
-    assert ArrayStore().info()["entries"] == entries + 2  # layers 1 and 2 of the new texts
+    # Layers 1 and 2 of the new texts, and the new results frame (cached like every analysis).
+    assert ArrayStore().info()["entries"] == entries + 3
     assert again.results.equals(
         run_eval(model, "default", tmp_path / "d", options(noise_kinds=("strip_punct",))).results
     )
@@ -138,26 +140,26 @@ def test_pivot_perturbs_and_queries_only_the_other_side(
     assert not out.results["metric"].str.contains("synonym").any()
     assert out.results["metric"].str.contains("lowercase@0.3").any()
     corpus = load_corpus("default").filter(langs=LANGS, max_per_domain=6, seed=0)
-    noisy, rows = perturbed_query_corpus(corpus, "char", RATE, seed=0, pivot="en", lexicon=None)
-    assert set(noisy.langs) == {"fr", "zh"}
+    noisy, rows = perturbed_queries(corpus.frame, "char", RATE, seed=0, pivot="en", lexicon=None)
+    assert set(noisy["lang"]) == {"fr", "zh"}
     original = corpus.frame["text"].gather(rows).to_list()
-    assert noisy.frame["id"].to_list() == corpus.frame["id"].gather(rows).to_list()
-    assert noisy.frame["text"].to_list() != original
+    assert noisy["id"].to_list() == corpus.frame["id"].gather(rows).to_list()
+    assert noisy["text"].to_list() != original
 
 
 def test_synonym_noise_touches_english_only() -> None:
     corpus = load_corpus("default").filter(langs=LANGS, max_per_domain=6, seed=0)
-    noisy, rows = perturbed_query_corpus(
-        corpus, "synonym", 1.0, seed=0, pivot=None, lexicon=load_lexicon()
+    noisy, rows = perturbed_queries(
+        corpus.frame, "synonym", 1.0, seed=0, pivot=None, lexicon=load_lexicon()
     )
-    before = corpus.frame.with_columns(after=noisy.frame["text"])
+    before = corpus.frame.with_columns(after=noisy["text"])
     assert rows.tolist() == list(range(corpus.frame.height))
     changed = before.filter(pl.col("text") != pl.col("after"))
     assert changed.height > 0 and set(changed["lang"]) == {"en"}
 
 
 def test_analyses_selection_and_option_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert "robustness" not in ANALYSES and "robustness" not in EvalOptions().analyses
+    assert "robustness" not in default_names() and "robustness" not in EvalOptions().analyses
     assert "robustness" in parse_analyses("all")
     assert parse_analyses("retrieval,robustness") == ("retrieval", "robustness")
     assert EvalOptions().noise_kinds == DEFAULT_KINDS

@@ -9,12 +9,14 @@ import numpy as np
 import polars as pl
 import pytest
 
+from xrdiag.analyses.registry import parse_analyses
 from xrdiag.analyses.retrieval import retrieval_results
 from xrdiag.analyses.schema import validate_results
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.encoding.encoder import Encoder
-from xrdiag.core.evaluate import EvalOptions, parse_analyses, run_eval, summary_frame
+from xrdiag.core.evaluate import EvalOptions, run_eval
 from xrdiag.errors import UserError
+from xrdiag.report.tables import summary_frame
 
 LANGS = "en,fr,zh"
 
@@ -51,7 +53,7 @@ def test_writes_results_and_manifest(first_run) -> None:  # type: ignore[no-unty
         "rows.parquet",
     ]
     results = validate_results(pl.read_parquet(out / "results.parquet"))
-    assert set(results["analysis"].unique()) == {"retrieval", "cka", "probe", "geometry"}
+    assert set(results["analysis"].unique()) == {"retrieval", "xsim", "cka", "probe", "geometry"}
     assert set(results["layer"].unique()) == {1, 2}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"]["n"] == 6 * 12 * 3
@@ -92,7 +94,10 @@ def test_second_run_reuses_cache_and_agrees(first_run, tiny_model_dir, tmp_path)
     outcome, _ = first_run
     again = run_eval(str(tiny_model_dir), "default", tmp_path, options())
     assert again.manifest["embeddings_from_cache"] == [1, 2]
-    assert again.manifest["analyses_from_cache"] == ["retrieval", "cka", "probe", "geometry"]
+    # Every analysis is served from the cache (the projection was before too, but unlisted).
+    assert again.manifest["analyses_from_cache"] == [
+        "retrieval", "xsim", "cka", "probe", "geometry", "projection"
+    ]  # fmt: skip
     # A changed option is a different question: recomputed, not served stale.
     other = run_eval(str(tiny_model_dir), "default", tmp_path / "b", options(bootstrap=20))
     assert "retrieval" not in other.manifest["analyses_from_cache"]

@@ -290,3 +290,33 @@ async def test_failed_background_evaluation_is_reported(tmp_path: Path) -> None:
         assert screen.message.startswith("evaluation failed: ")
         assert "no-such-corpus.parquet" in screen.message
         assert "evaluation failed" in str(screen.query_one("#ret-controls").render())
+
+
+@pytest.mark.anyio
+async def test_an_analysis_without_a_view_gets_a_table_tab(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A registered analysis the screen has no view for (robustness) shows as a table tab of
+    exactly its top-layer rows, with no dashboard code of its own."""
+    from textual.widgets import DataTable
+
+    from xrdiag.core.evaluate import EvalOptions, run_eval
+    from xrdiag.report import tables
+
+    opts = EvalOptions(
+        analyses=("retrieval", "robustness"), langs="en,fr", max_per_domain=4, bootstrap=0, ks=(1,),
+        noise_kinds=("lowercase",), device="cpu", layers="last",
+    )  # fmt: skip
+    out = run_eval(str(tiny_model_dir), "default", tmp_path / "ev", opts)
+    want = tables.analysis_table(out.results, "robustness")
+    assert want.height > 0
+    app = _app(tmp_path / "ev")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        tabs = app.screen.query_one("#diag-tabs", TabbedContent)
+        assert tabs.get_pane("analysis-robustness") is not None
+        table = app.screen.query_one("#analysis-robustness-table", DataTable)
+        assert table.row_count == want.height
+        first = [str(c) for c in table.get_row_at(0)]
+        assert first[0] == want["metric"][0] and first[4] == f"{want['value'][0]:.4f}"

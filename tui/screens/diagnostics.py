@@ -41,12 +41,15 @@ from xrdiag.core.layout.resolve import (
     stale_reason,
 )
 from xrdiag.errors import UserError
+from xrdiag.report import tables
 from xrdiag.tui.widgets import result_table as rt
 from xrdiag.tui.widgets.heatmap import Heatmap, describe
 from xrdiag.tui.widgets.scatter import ProjectionScatter, plot_lines
 
 GEOMETRY_SCALARS = ("isotropy_partition_ratio", "mean_random_cosine")
 TABS = ("retrieval", "cka", "probes", "projection", "geometry")
+# The registered analyses these tabs draw; any other gets a table tab of its own.
+TAB_ANALYSES = ("retrieval", "cka", "probe", "projection", "geometry")
 DEFAULT_CAP = 100
 
 
@@ -291,6 +294,36 @@ class DiagnosticsScreen(Screen):
         self._draw_probes()
         self._draw_projection()
         self._draw_geometry()
+        self._draw_other_analyses()
+
+    def _draw_other_analyses(self) -> None:
+        """One tab per registered analysis without a view of its own: its rows as a table.
+
+        Tabs are added when such results appear (robustness, xSIM, ...), so a new analysis
+        shows up here without a line of dashboard code.
+        """
+        tabs = self.query_one("#diag-tabs", TabbedContent)
+        for name in tables.other_analyses(self.results):
+            if name in TAB_ANALYSES:
+                continue
+            pane_id = f"analysis-{name}"
+            frame = tables.analysis_table(self.results, name, self.state.layer)
+            if not self.query(f"#{pane_id}"):
+                table = DataTable(id=f"{pane_id}-table", cursor_type="row")
+                tabs.add_pane(TabPane(tables.analysis_title(name), table, id=pane_id))
+                self.call_after_refresh(self._fill_analysis_table, pane_id, frame)
+            else:
+                self._fill_analysis_table(pane_id, frame)
+
+    def _fill_analysis_table(self, pane_id: str, frame: pl.DataFrame) -> None:
+        table = self.query_one(f"#{pane_id}-table", DataTable)
+        table.clear(columns=True)
+        if not frame.height:
+            return
+        table.add_columns(*frame.columns)
+        for row in frame.iter_rows():
+            table.add_row(*("-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+                            for v in row))  # fmt: skip
 
     def _missing_note(self) -> str:
         ckpt = self.source.checkpoint
