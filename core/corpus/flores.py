@@ -68,7 +68,7 @@ def _metadata(root: Path, split: str, n_lines: int, reference: Path) -> pl.DataF
     ]
     if rows and rows[-1] == [""]:
         rows.pop()
-    header = [h.strip() for h in rows[0]] if rows else []
+    header = [h.strip().lower() for h in rows[0]] if rows else []
     if "domain" not in header:
         found = ", ".join(header) or "nothing"
         expected = "a header line with a domain column (URL, domain, topic, ...)"
@@ -76,11 +76,10 @@ def _metadata(root: Path, split: str, n_lines: int, reference: Path) -> pl.DataF
     if len(rows) - 1 != n_lines:
         problem = f"{len(rows) - 1} rows, but {reference.name} has {n_lines} lines"
         raise err(str(path), None, problem, "one metadata row per sentence, after the header")
-    columns = {"domain": "domain", "topic": "topic", "URL": "url"}
     data: dict[str, list[str]] = {}
-    for name, column in columns.items():
-        if name in header:
-            k = header.index(name)
+    for column in ("domain", "topic", "url"):  # the header says URL, domain, topic, ...
+        if column in header:
+            k = header.index(column)
             data[column] = [row[k].strip() if k < len(row) else "" for row in rows[1:]]
     data["domain"] = [d or DEFAULT_DOMAIN for d in data["domain"]]
     return pl.DataFrame(data)
