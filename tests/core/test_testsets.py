@@ -307,3 +307,13 @@ def test_line_breaks_other_than_newline_stay_inside_a_sentence(tmp_path: Path) -
 
 def test_other_corpora_keep_their_layout_names() -> None:
     assert load_corpus("default").describe()["layout"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("name", "layout"), [("tatoeba", "tatoeba"), ("flores200", "flores200"), ("ntrex", "ntrex")]
+)
+def test_a_sets_design_is_not_reported_as_problems(name: str, layout: str) -> None:
+    """No train split, and Tatoeba's per-pair ids, are how the sets are made: `corpus info`
+    shows them as tables, not as problems."""
+    info = load_corpus(FIXTURES / name).describe()
+    assert info["layout"] == layout and info["problems"] == []
