@@ -15,7 +15,7 @@ import polars as pl
 
 from xrdiag.core.corpus.flores import find_flores, read_flores200, read_flores_plus
 from xrdiag.core.corpus.ntrex import EXPECTED as NTREX_EXPECTED
-from xrdiag.core.corpus.ntrex import find_ntrex, read_ntrex
+from xrdiag.core.corpus.ntrex import REF_FILE, SOURCE_FILE, find_ntrex, read_ntrex
 from xrdiag.core.corpus.raw import RawTable, err
 from xrdiag.core.corpus.tatoeba import EXPECTED as TATOEBA_EXPECTED
 from xrdiag.core.corpus.tatoeba import is_tatoeba_dir, is_tatoeba_file, read_tatoeba
@@ -37,9 +37,23 @@ def split_scheme(source: str) -> tuple[str, Path] | None:
 
 
 def _detect(path: Path) -> tuple[str, Path, list[str]] | None:
-    """(layout, folder, FLORES splits) of the set at `path`, if it is one."""
-    if (path.is_file() and is_tatoeba_file(path)) or is_tatoeba_dir(path):
-        return "tatoeba", path.parent if path.is_file() else path, []
+    """(layout, folder, FLORES splits) of the set at `path`, if it is one.
+
+    A file counts only by its set's own naming, so that a corpus file that merely sits in a
+    set's folder (`NTREX/mine.csv`) is still read as itself.
+    """
+    if path.is_file():
+        name = path.name
+        if is_tatoeba_file(path):
+            return "tatoeba", path.parent, []
+        if name == SOURCE_FILE or REF_FILE.fullmatch(name):
+            folder = find_ntrex(path)
+            return ("ntrex", folder, []) if folder is not None else None
+        if name.endswith((".dev", ".devtest")):
+            return find_flores(path)
+        return _flores_plus_file(path)
+    if is_tatoeba_dir(path):
+        return "tatoeba", path, []
     folder = find_ntrex(path)
     if folder is not None:
         return "ntrex", folder, []
@@ -53,11 +67,7 @@ def find_testset(path: Path, source: str) -> tuple[str, Path, list[str]] | None:
     """
     named = split_scheme(source)
     if named is None:
-        return (
-            _detect(path)
-            if path.exists() and path.suffix != ".parquet"
-            else _flores_plus_file(path)
-        )
+        return _detect(path) if path.exists() else None
     layout, folder = named
     if not folder.exists():
         raise err(source, None, "no such file or directory", _EXPECTED[layout])

@@ -317,3 +317,10 @@ def test_a_sets_design_is_not_reported_as_problems(name: str, layout: str) -> No
     shows them as tables, not as problems."""
     info = load_corpus(FIXTURES / name).describe()
     assert info["layout"] == layout and info["problems"] == []
+
+
+def test_a_corpus_file_inside_a_sets_folder_is_read_as_itself(tmp_path: Path) -> None:
+    folder = copy("ntrex", tmp_path)
+    mine = folder / "NTREX-128" / "mine.csv"
+    mine.write_text("id,lang,text\n1,en,Hello\n1,fr,Bonjour\n")
+    assert load_corpus(mine).layout == "file" and len(load_corpus(mine)) == 2
