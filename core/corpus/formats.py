@@ -21,11 +21,30 @@ import polars as pl
 
 from xrdiag.core.corpus.gettext import read_gettext
 from xrdiag.core.corpus.raw import ROW, RawTable, decode_utf8, empty_table, err, msg
+from xrdiag.core.corpus.testsets import find_testset, read_testset
 from xrdiag.errors import UserError
 
 FORMATS = ".parquet, .csv, .tsv, .jsonl, .ndjson, .tmx or a gettext locale directory"
 _CORE_STRINGS = {name: pl.String for name in ("id", "lang", "domain", "split", "text")}
 _INLINE_CODES = {"bpt", "ept", "ph", "it", "ut"}  # native markup inside a TMX <seg>, not text
+
+
+def read_source(path: Path, source: str, columns: str | None = None) -> tuple[str, RawTable]:
+    """(layout, raw table) of a corpus: `hf:`, a test set (by scheme or layout), else `read_raw`.
+
+    The layout (`hf`, `tatoeba`, `flores200`, `flores+`, `ntrex`, `gettext` or `file`) is what
+    `xrdiag corpus info` reports. `columns` maps a Hugging Face dataset's columns (`text=...`).
+    """
+    if source.startswith("hf:"):
+        from xrdiag.core.corpus.hf_source import read_hf
+
+        return "hf", read_hf(source, columns)
+    if columns is not None:
+        raise err(source, None, "--columns is given", "an hf: dataset for it to map")
+    found = find_testset(path, source)
+    if found is not None:
+        return found[0], read_testset(found, source)
+    return ("gettext" if path.is_dir() else "file"), read_raw(path, source)
 
 
 def read_raw(path: Path, source: str) -> RawTable:

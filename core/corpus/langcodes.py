@@ -4,7 +4,10 @@ Corpora spell languages many ways (TMX `es-LA`, gettext `sr@latin`, ISO 639-2 `f
 comparison across files, caches and result frames needs one spelling. The rules follow
 BCP-47 (RFC 5646): primary language subtag in lower case (the ISO 639-1 two-letter code where one
 exists, else the ISO 639-3 three-letter code), script in title case, region in upper case or
-three digits (UN M.49), variants in lower case.
+three digits (UN M.49), variants in lower case. As CLDR canonicalises, an individual language that
+stands for its macrolanguage takes the macrolanguage's code (`cmn` -> `zh`, `arb` -> `ar`), and a
+language's default script is dropped (`eng_Latn` -> `en`, but `zh-Hans` and `sr-Latn` stay):
+test sets spell `zho_Hans`, `eng_Latn`, `cmn`, and they must meet user corpora on one spelling.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from xrdiag.core.corpus.langtables import DEFAULT_SCRIPT, ISO639_TO_1, MACROLANGUAGE
 from xrdiag.errors import UserError
 
 # ISO 639-1 (the 183 current codes plus `sh`, withdrawn without a replacement). A two-letter
@@ -98,7 +102,8 @@ def _primary(sub: str) -> str:
             raise LanguageCodeError(f"{sub!r} is not an ISO 639-1 code")
         return low
     if len(low) == 3:
-        return ISO639_3_TO_1.get(low, low)
+        low = MACROLANGUAGE.get(low, low)
+        return ISO639_3_TO_1.get(low) or ISO639_TO_1.get(low, low)
     raise LanguageCodeError(f"primary subtag {sub!r} is {len(low)} letters long, not 2 or 3")
 
 
@@ -147,6 +152,8 @@ def _normalise(code: str) -> str:
             private.append(mapped)
         else:
             raise LanguageCodeError(f"locale modifier '@{modifier}' is not a script or variant")
+    if script is not None and DEFAULT_SCRIPT.get(primary) == script:
+        script = None  # the script the language is written in anyway (IANA Suppress-Script)
     if region in LATIN_AMERICA_ALIASES.get(primary, ()):
         region = "419"
     tail = ["x", *private] if private else []

@@ -15,9 +15,10 @@ from typing import Any
 
 import polars as pl
 
-from xrdiag.core.corpus.formats import read_raw
+from xrdiag.core.corpus.formats import read_source
 from xrdiag.core.corpus.langcodes import lang_problem, normalize_lang
 from xrdiag.core.corpus.raw import ROW, RawTable, err, msg
+from xrdiag.core.corpus.testsets import LAYOUTS as TESTSET_LAYOUTS
 from xrdiag.errors import UserError
 
 REQUIRED = ("id", "lang", "text")
@@ -178,6 +179,7 @@ class Corpus:
 
     frame: pl.DataFrame
     source: str
+    layout: str = "file"  # how it was read: file, gettext, tatoeba, flores200, flores+, ntrex, hf
 
     @classmethod
     def from_frame(
@@ -188,7 +190,7 @@ class Corpus:
     ) -> Corpus:
         """Validate an in-memory long frame (rows reported 1-based) into a Corpus."""
         raw = RawTable(frame.with_row_index(ROW), source, lambda i: f"row {i + 1}")
-        return _build(raw, _check_ratios(split_ratios))
+        return _build(raw, _check_ratios(split_ratios), "frame")
 
     def __len__(self) -> int:
         return self.frame.height
@@ -245,7 +247,7 @@ class Corpus:
         if frame.height == 0:
             chosen = f"langs={langs}, domains={domains}, splits={splits}"
             raise err(self.source, None, f"the filters leave no rows ({chosen})", "a sentence")
-        return Corpus(frame, self.source)
+        return Corpus(frame, self.source, self.layout)
 
     def fingerprint(self) -> str:
         """sha256 of exactly the rows used (id, lang, domain, split, text, label), canonically.
@@ -286,17 +288,21 @@ class Corpus:
         coverage = {lang: per_lang[lang] / n_ids for lang in self.langs}
         split_ids = {s: ids.filter(pl.col("split") == s).height for s in SPLITS}
         n_aligned = len(self.aligned_ids())
+        # A test set's own design is no problem: Tatoeba's ids are per language pair, and
+        # test sets come without a train split (FLORES: dev and test; the others: test only).
         problems = [
             f"{lang}: present for {per_lang[lang]} of {n_ids} ids"
             for lang in self.langs
-            if per_lang[lang] < n_ids
+            if per_lang[lang] < n_ids and self.layout != "tatoeba"
         ]
         singles = f.group_by("id").len().filter(pl.col("len") == 1).height
         if singles and len(self.langs) > 1:
             problems.append(f"{singles} ids have a single language (no translation to align)")
-        problems += [f"split {s!r} is empty" for s, n in split_ids.items() if n == 0]
+        if self.layout not in TESTSET_LAYOUTS:
+            problems += [f"split {s!r} is empty" for s, n in split_ids.items() if n == 0]
         return {
             "source": self.source,
+            "layout": self.layout,
             "fingerprint": self.fingerprint(),
             "n_rows": f.height,
             "n_ids": n_ids,
@@ -355,13 +361,13 @@ def _cap_ids(frame: pl.DataFrame, cap: int, seed: int) -> list[str]:
     return keep
 
 
-def _build(raw: RawTable, ratios: tuple[float, float, float]) -> Corpus:
+def _build(raw: RawTable, ratios: tuple[float, float, float], layout: str = "file") -> Corpus:
     frame, problems = _problems(raw)
     if problems and raw.recheck is not None:
         problems = raw.recheck() + problems
     if frame is None or problems:
         raise UserError(problems[0])
-    return Corpus(_finish(frame, ratios), raw.source)
+    return Corpus(_finish(frame, ratios), raw.source, layout)
 
 
 def _resolve(path: str | Path | None) -> tuple[Path, str]:
@@ -371,15 +377,19 @@ def _resolve(path: str | Path | None) -> tuple[Path, str]:
 
 
 def load_corpus(
-    path: str | Path | None, split_ratios: Sequence[float] = DEFAULT_SPLIT_RATIOS
+    path: str | Path | None,
+    split_ratios: Sequence[float] = DEFAULT_SPLIT_RATIOS,
+    columns: str | None = None,
 ) -> Corpus:
-    """Read and validate a corpus file or gettext tree; None or "default" is the bundled one.
-
-    The first problem found raises UserError (one line: file, row, column, expectation).
+    """Read and validate a corpus: a file, a gettext tree, a test set (`tatoeba:DIR`, ...) or a
+    Hugging Face dataset (`hf:NAME`, whose columns `columns` maps); None or "default" is the
+    bundled one. The first problem found raises UserError (one line: file, row, column,
+    expectation).
     """
     ratios = _check_ratios(split_ratios)
     file, source = _resolve(path)
-    return _build(read_raw(file, source), ratios)
+    layout, raw = read_source(file, source, columns)
+    return _build(raw, ratios, layout)
 
 
 def validate_frame(frame: pl.DataFrame, source: str = "<frame>") -> list[str]:
@@ -388,11 +398,11 @@ def validate_frame(frame: pl.DataFrame, source: str = "<frame>") -> list[str]:
     return _problems(raw)[1]
 
 
-def check_corpus(path: str | Path | None) -> list[str]:
+def check_corpus(path: str | Path | None, columns: str | None = None) -> list[str]:
     """Every problem of a corpus file (for `xrdiag corpus info`); empty when it loads."""
     file, source = _resolve(path)
     try:
-        raw = read_raw(file, source)
+        raw = read_source(file, source, columns)[1]
     except UserError as exc:
         return [str(exc)]
     problems = _problems(raw)[1]
