@@ -8,12 +8,14 @@ from pathlib import Path
 import click
 
 from xrdiag.cli.console import console, step_progress
+from xrdiag.cli.options import columns_option
 from xrdiag.errors import UserError
 
 
 @click.command("embed")
 @click.option("--model", default="default", show_default=True, help="HF model dir or hub id.")
 @click.option("--corpus", "corpus_path", default="default", show_default=True)
+@columns_option
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write .npz."
 )
@@ -32,6 +34,7 @@ from xrdiag.errors import UserError
 def embed(
     model: str,
     corpus_path: str,
+    columns: str | None,
     out: Path | None,
     layers: str,
     pooling: str,
@@ -53,7 +56,7 @@ def embed(
 
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: expected a positive number of tokens")
-    data = load_corpus(corpus_path).filter(
+    data = load_corpus(corpus_path, columns=columns).filter(
         langs=langs, domains=domains, splits=splits, max_per_domain=max_per_domain, seed=seed
     )
     encoder = Encoder(

@@ -10,12 +10,14 @@ import click
 
 from xrdiag.analyses import registry
 from xrdiag.cli.console import console, step_progress
+from xrdiag.cli.options import columns_option
 from xrdiag.errors import UserError
 
 
 @click.command("eval")
 @click.option("--model", default="default", show_default=True, help="HF model dir or hub id.")
 @click.option("--corpus", "corpus_path", default="default", show_default=True)
+@columns_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option(
     "--analyses",

@@ -49,6 +49,7 @@ class EvalOptions:
     langs: str | None = None
     domains: str | None = None
     pivot: str | None = None
+    columns: str | None = None  # the column mapping of an hf: corpus
     max_per_domain: int | None = None
     seed: int = 0
     bootstrap: int = 1000
@@ -108,7 +109,7 @@ def run_eval(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with _timed(timings, "load"):
-        corpus = load_corpus(corpus_path).filter(
+        corpus = load_corpus(corpus_path, columns=options.columns).filter(
             langs=options.langs,
             domains=options.domains,
             max_per_domain=options.max_per_domain,

@@ -9,27 +9,33 @@ import polars as pl
 
 
 def corpus_tables(console: Any, info: dict[str, Any]) -> None:
-    """Print `Corpus.describe()` (or a problem list) as tables."""
+    """Print `Corpus.describe()` as tables and its warnings, or the problems that stop a load.
+
+    Names from the corpus (its path, languages, domains) are printed as text, never as markup.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
-    if info.get("problems"):
-        console.print(f"[bold red]{len(info['problems'])} problem(s)[/] in {info['source']}:")
+    source = escape(str(info["source"]))
+    if "n_rows" not in info:  # it did not load: the problems are all there is to show
+        console.print(f"[bold red]{len(info['problems'])} problem(s)[/] in {source}:")
         for line in info["problems"]:
             console.print(f"  - {line}", markup=False, highlight=False, soft_wrap=True)
         return
+    layout = f" ({escape(info['layout'])})" if info.get("layout") not in (None, "file") else ""
     console.print(
-        f"[bold]{info['source']}[/]: {info['n_rows']:,} rows, {info['n_ids']:,} ids, "
+        f"[bold]{source}[/]{layout}: {info['n_rows']:,} rows, {info['n_ids']:,} ids, "
         f"{len(info['langs'])} languages, {len(info['domains'])} domains"
     )
     table = Table(title="sentences per language x domain")
     table.add_column("lang")
     for domain in info["domains"]:
-        table.add_column(domain, justify="right")
+        table.add_column(escape(domain), justify="right")
     table.add_column("total", justify="right")
     for lang in info["langs"]:
         row = info["counts"].get(lang, {})
         counts = [row.get(d, 0) for d in info["domains"]]
-        table.add_row(lang, *(f"{c:,}" for c in counts), f"{sum(counts):,}")
+        table.add_row(escape(lang), *(f"{c:,}" for c in counts), f"{sum(counts):,}")
     console.print(table)
     ids = info.get("split_ids", {})
     rows = info.get("split_rows", {})
@@ -38,7 +44,13 @@ def corpus_tables(console: Any, info: dict[str, Any]) -> None:
     alignment = info.get("alignment_completeness")
     if alignment is not None:
         console.print(f"ids present in every language: {alignment:.1%}")
-    console.print("[green]no problems[/]")
+    warnings = info.get("problems") or []
+    if not warnings:
+        console.print("[green]no problems[/]")
+        return
+    console.print(f"[bold yellow]{len(warnings)} warning(s)[/]:")
+    for line in warnings:
+        console.print(f"  - {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def embed_summary(

@@ -116,3 +116,20 @@ def test_cli_starts_without_heavy_imports() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_corpus_info_shows_tables_and_warnings_of_a_valid_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A corpus that loads but has warnings (an id missing in one language) shows its table
+    and the warnings, exit 0; a path with rich markup characters is printed as it is."""
+    folder = tmp_path / "odd [/] name"
+    folder.mkdir(parents=True)  # "[" then "] name": the path reads "odd [/] name"
+    good = folder / "c.csv"
+    good.write_text("id,lang,text\n1,en,hello\n1,fr,bonjour\n2,en,bye\n")
+    code, out, _ = run(["corpus", "info", str(good)], capsys)
+    assert code == 0
+    flat = " ".join(out.split())  # rich wraps at the terminal's width
+    assert "odd [/] name" in flat
+    assert "sentences per language x domain" in flat
+    assert "warning(s)" in flat and "fr: present for 1 of 2 ids" in flat
