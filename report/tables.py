@@ -18,6 +18,7 @@ RECALL_BASE = "recall@1"
 CKA_METRIC = "linear_cka"
 PROBE_METRICS = ("lang_probe_acc", "domain_probe_acc")
 ALL = "all"
+MEAN = "mean"  # retrieval into every other language, averaged
 
 
 def primary_metric(results: pl.DataFrame, base: str = RECALL_BASE) -> str | None:
@@ -53,15 +54,11 @@ def recall_lang_domain(results: pl.DataFrame, layer: int | None = None) -> pl.Da
     layer = top_layer(results) if layer is None else layer
     if metric is None or layer is None:
         return pl.DataFrame()
-    cells = (
-        results.filter((pl.col("metric") == metric) & (pl.col("layer") == layer))
-        .filter(pl.col("src_lang").is_not_null() & pl.col("tgt_lang").is_not_null())
-        .group_by("src_lang", "domain")
-        .agg(pl.col("value").mean())
-    )
+    cells = retrieval_cells(results, metric, layer, MEAN)
     if cells.height == 0:
         return pl.DataFrame()
-    wide = cells.pivot(on="domain", index="src_lang", values="value").rename({"src_lang": "lang"})
+    wide = cells.pivot(on="domain", index="src_lang", values="value", aggregate_function="first")
+    wide = wide.rename({"src_lang": "lang"})
     order = domains_order(cells["domain"].unique().to_list())
     return wide.select("lang", *order).sort("lang")
 
@@ -319,3 +316,121 @@ def scalar_metrics(results: pl.DataFrame) -> dict[str, float]:
         (pl.col("layer") == top) & pl.col("metric").is_in(wanted) & (pl.col("domain") == "all")
     )
     return {m: float(v) for m, v in zip(picked["metric"], picked["value"], strict=True)}
+
+
+# --------------------------------------------------------------------------- selections
+# What the dashboard's views and the report's tables pick from a results frame.
+
+
+def ordered(values: Sequence[str | None], last: Sequence[str] = (ALL,)) -> list[str]:
+    """Sorted distinct values, with `all` (or the given names) moved to the end."""
+    distinct = sorted({v for v in values if v is not None})
+    return [v for v in distinct if v not in last] + [v for v in last if v in distinct]
+
+
+def layers(results: pl.DataFrame, analysis: str | None = None) -> list[int]:
+    """Layers present (of one analysis), ascending."""
+    frame = results if analysis is None else results.filter(pl.col("analysis") == analysis)
+    return sorted(int(v) for v in frame["layer"].unique().drop_nulls().to_list())
+
+
+def languages(results: pl.DataFrame) -> list[str]:
+    """Languages named as a source or target anywhere in the results."""
+    return ordered(results["src_lang"].to_list() + results["tgt_lang"].to_list(), last=())
+
+
+def plain_domains(results: pl.DataFrame, analysis: str) -> list[str]:
+    """Single domains of an analysis (no `a|b` pairs), `all` last."""
+    frame = results.filter(pl.col("analysis") == analysis)
+    return [d for d in ordered(frame["domain"].to_list()) if "|" not in d]
+
+
+def default_target(langs: Sequence[str]) -> str | None:
+    """English when present (the usual pivot), otherwise the first language."""
+    return "en" if "en" in langs else (langs[0] if langs else None)
+
+
+def retrieval_cells(
+    results: pl.DataFrame, metric: str, layer: int, target: str, value: str = "value"
+) -> pl.DataFrame:
+    """Query language x domain rows of a retrieval figure into `target`, as stored.
+
+    `target` MEAN averages over target languages (with `n` summed), as `recall_lang_domain`
+    does; an average of cells has no interval or significance of its own, so none is kept.
+    """
+    frame = results.filter(
+        (pl.col("analysis") == "retrieval")
+        & (pl.col("metric") == metric)
+        & (pl.col("layer") == layer)
+        & pl.col("src_lang").is_not_null()
+        & pl.col("tgt_lang").is_not_null()
+    )
+    if target != MEAN:
+        return frame.filter(pl.col("tgt_lang") == target)
+    aggs = [pl.col(value).mean()] + ([pl.col("n").sum()] if "n" in frame.columns else [])
+    return frame.group_by("src_lang", "domain").agg(aggs)
+
+
+def figure_cells(
+    results: pl.DataFrame, analysis: str, metric: str, layer: int, domain: str = ALL
+) -> pl.DataFrame:
+    """The rows of one figure at one layer and domain (every language pair)."""
+    return results.filter(
+        (pl.col("analysis") == analysis)
+        & (pl.col("metric") == metric)
+        & (pl.col("layer") == layer)
+        & (pl.col("domain") == domain)
+    )
+
+
+def pair_series(
+    frame: pl.DataFrame, metric: str, lang: str, other: str, domain: str = ALL, value: str = "value"
+) -> list[tuple[int, float]]:
+    """(layer, value) of a symmetric pair figure between two languages, in either stored order."""
+    picked = frame.filter(
+        (pl.col("metric") == metric)
+        & (pl.col("domain") == domain)
+        & (
+            ((pl.col("src_lang") == lang) & (pl.col("tgt_lang") == other))
+            | ((pl.col("src_lang") == other) & (pl.col("tgt_lang") == lang))
+        )
+    )
+    picked = picked.sort("layer").unique(subset="layer", keep="first", maintain_order=True)
+    return [
+        (int(layer), float(v))
+        for layer, v in zip(picked["layer"], picked[value], strict=True)
+        if v is not None
+    ]
+
+
+def series(
+    frame: pl.DataFrame, metric: str, value: str = "value", **where: str | None
+) -> list[tuple[int, float]]:
+    """(layer, value) of one figure over layers, with equality filters on other key columns."""
+    cond = pl.col("metric") == metric
+    for column, wanted in where.items():
+        cond = cond & (pl.col(column).is_null() if wanted is None else pl.col(column) == wanted)
+    picked = (
+        frame.filter(cond).sort("layer").unique(subset="layer", keep="first", maintain_order=True)
+    )
+    return [
+        (int(layer), float(v))
+        for layer, v in zip(picked["layer"], picked[value], strict=True)
+        if v is not None
+    ]
+
+
+def scalar_rows(results: pl.DataFrame, metrics: Sequence[str], domain: str = ALL) -> pl.DataFrame:
+    """Layer x metric table of per-layer scalars (no languages), as they are in the results."""
+    frame = results.filter(
+        pl.col("metric").is_in(list(metrics))
+        & (pl.col("domain") == domain)
+        & pl.col("src_lang").is_null()
+    )
+    if frame.height == 0:
+        return pl.DataFrame({"layer": []}, schema={"layer": pl.Int32})
+    return (
+        frame.pivot(on="metric", index="layer", values="value", aggregate_function="first")
+        .sort("layer")
+        .select(["layer"] + [m for m in metrics if m in frame["metric"].unique().to_list()])
+    )

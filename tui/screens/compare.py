@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from xrdiag.report import tables
 from xrdiag.tui.screens.diagnostics import (
     COLOUR_BINDING,
     VIEW_BINDINGS,
@@ -157,7 +158,7 @@ class CompareScreen(Screen):
 
     def _init_state(self) -> None:
         ref = self.frames[0]
-        layers = rt.layers(ref)
+        layers = tables.layers(ref)
         if layers:
             self.state.layer = layers[-1]
         self.state.target = rt.MEAN
@@ -174,11 +175,11 @@ class CompareScreen(Screen):
             order = {"base": rt.BASES, "scoring": rt.SCORINGS, "correction": rt.CORRECTIONS}[name]
             return [o for o in order if any(p[index[name]] == o for p in parts)]
         if name == "layer":
-            return list(rt.layers(ref))
+            return list(tables.layers(ref))
         if name == "target":
-            return [rt.MEAN, *rt.languages(retrieval)]
+            return [rt.MEAN, *tables.languages(retrieval)]
         if name == "cka_domain":
-            return list(rt.plain_domains(ref, "cka"))
+            return list(tables.plain_domains(ref, "cka"))
         if name == "color_by":
             return ["lang", "domain"]
         return []

@@ -32,6 +32,7 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
+from xrdiag.analyses.schema import metric_name
 from xrdiag.core.layout.dirs import EvalDir
 from xrdiag.core.layout.resolve import (
     DiagnosticsSource,
@@ -76,7 +77,7 @@ class ViewState:
 
     @property
     def metric(self) -> str:
-        return rt.retrieval_metric(self.base, self.scoring, self.correction)
+        return metric_name(self.base, self.scoring, self.correction)
 
 
 # The view keys Diagnostics and Compare share (both cycle the same ViewState fields).
@@ -190,10 +191,10 @@ class DiagnosticsScreen(Screen):
         self.redraw()
 
     def _init_state(self) -> None:
-        layers = rt.layers(self.results)
+        layers = tables.layers(self.results)
         if self.state.layer not in layers:
             self.state.layer = layers[-1]
-        langs = rt.languages(self.results.filter(pl.col("analysis") == "retrieval"))
+        langs = tables.languages(self.results.filter(pl.col("analysis") == "retrieval"))
         if self.state.target not in langs and self.state.target != rt.MEAN:
             self.state.target = rt.MEAN
 
@@ -214,11 +215,11 @@ class DiagnosticsScreen(Screen):
         if name == "correction":
             return [c for c in rt.CORRECTIONS if any(p[2] == c for p in parts)]
         if name == "layer":
-            return rt.layers(res)
+            return tables.layers(res)
         if name == "target":
-            return [rt.MEAN, *rt.languages(res.filter(pl.col("analysis") == "retrieval"))]
+            return [rt.MEAN, *tables.languages(res.filter(pl.col("analysis") == "retrieval"))]
         if name == "cka_domain":
-            return rt.plain_domains(res, "cka")
+            return tables.plain_domains(res, "cka")
         return []
 
     # -- actions --------------------------------------------------------------------------
@@ -357,13 +358,13 @@ class DiagnosticsScreen(Screen):
         matrix = rt.lang_by_lang(
             self.results, "cka", "linear_cka", s.layer or 0, s.cka_domain, symmetric=True
         )
-        hub = s.target if s.target in matrix.rows else rt.default_target(matrix.rows)
+        hub = s.target if s.target in matrix.rows else tables.default_target(matrix.rows)
         self.query_one("#cka-controls", Static).update(
             f"linear CKA  [l] layer {s.layer}  [d] domain {s.cka_domain}  [t] curve against {hub}"
         )
         self.query_one("#cka-heat", Heatmap).show(matrix, corner=f"layer {s.layer}")
         lines = [
-            (lang, rt.pair_series(self.results, "linear_cka", lang, hub or "", s.cka_domain))
+            (lang, tables.pair_series(self.results, "linear_cka", lang, hub or "", s.cka_domain))
             for lang in matrix.rows
             if lang != hub
         ]
@@ -376,7 +377,7 @@ class DiagnosticsScreen(Screen):
     def _draw_probes(self) -> None:
         res = self.results.filter(pl.col("analysis") == "probe")
         lines = [
-            (name, rt.series(res, name, domain=rt.ALL))
+            (name, tables.series(res, name, domain=rt.ALL))
             for name in (
                 "lang_probe_acc",
                 "lang_probe_chance",
@@ -394,7 +395,7 @@ class DiagnosticsScreen(Screen):
         table.clear(columns=True)
         table.add_columns("layer", "probe", "accuracy", "95% interval", "chance", "n")
         for task in ("lang", "domain"):
-            chance = dict(rt.series(res, f"{task}_probe_chance", domain=rt.ALL))
+            chance = dict(tables.series(res, f"{task}_probe_chance", domain=rt.ALL))
             frame = res.filter(pl.col("metric") == f"{task}_probe_acc").sort("layer")
             for rec in frame.iter_rows(named=True):
                 ci = (
@@ -432,7 +433,7 @@ class DiagnosticsScreen(Screen):
         )
         table = self.query_one("#geo-table", DataTable)
         table.clear(columns=True)
-        frame = rt.scalar_rows(
+        frame = tables.scalar_rows(
             self.results.filter(pl.col("analysis") == "geometry"), GEOMETRY_SCALARS
         )
         table.add_columns(*frame.columns)

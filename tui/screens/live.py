@@ -170,12 +170,14 @@ class LiveScreen(Screen[None]):
         try:
             import polars as pl
 
+            from xrdiag.analyses.schema import PRIMARY_RECALL
+            from xrdiag.report import tables
             from xrdiag.tui.widgets import result_table as rt
 
             results = pl.read_parquet(EvalDir(found[-1]).results)
-            layer = max(rt.layers(results, "retrieval"))
-            target = rt.default_target(rt.languages(results)) or "en"
-            matrix = rt.retrieval_by_domain(results, "recall@1|cos|none", layer, target)
+            layer = max(tables.layers(results, "retrieval"))
+            target = tables.default_target(tables.languages(results)) or "en"
+            matrix = rt.retrieval_by_domain(results, PRIMARY_RECALL, layer, target)
         except Exception as exc:  # noqa: BLE001 - no heatmap is not worth a crash
             self.app.call_from_thread(self._show_no_heatmap, f"heatmap unavailable: {exc}")
             return

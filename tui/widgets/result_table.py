@@ -1,7 +1,8 @@
-"""Pivots of long result frames into the grids and curves the dashboard draws.
+"""Lay result frames out as the grids the dashboard draws: cells with intervals, in order.
 
-The screens hold no metric logic (DESIGN.md, "Layers"): every number shown comes out of a results
-frame unchanged; these helpers only select rows and lay them out as a matrix or a series.
+Every selection (which rows, which layer, an average over targets) is `report/tables.py`'s, the
+one pivot library the report uses too; this module only arranges the rows it returns as a
+matrix of cells, so no number on screen is computed here (DESIGN.md, "Layers").
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-ALL = "all"
-MEAN = "mean"  # retrieval into every other language, averaged as report/tables.py does
-BASES = ("recall@1", "recall@5", "recall@10", "mrr")
-SCORINGS = ("cos", "margin")
-CORRECTIONS = ("none", "center", "lir")
+from xrdiag.analyses.schema import ALL_DOMAINS as ALL
+from xrdiag.analyses.schema import CORRECTIONS, RETRIEVAL_BASES, SCORINGS
+from xrdiag.report import tables
+from xrdiag.report.tables import MEAN, ordered
+
+BASES = RETRIEVAL_BASES
+__all__ = ["ALL", "BASES", "CORRECTIONS", "MEAN", "SCORINGS", "Cell", "Matrix", "grid"]
 
 
 @dataclass
@@ -44,17 +47,6 @@ class Matrix:
         return [c.value for c in self.cells.values() if c.value is not None]
 
 
-def retrieval_metric(base: str, scoring: str, correction: str) -> str:
-    """The results' name of a retrieval figure: `recall@1|cos|none`."""
-    return f"{base}|{scoring}|{correction}"
-
-
-def _ordered(values: Sequence[str | None], last: Sequence[str] = (ALL,)) -> list[str]:
-    """Sorted distinct values, with `all` (or the given names) moved to the end."""
-    distinct = sorted({v for v in values if v is not None})
-    return [v for v in distinct if v not in last] + [v for v in last if v in distinct]
-
-
 def _opt_float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
@@ -72,8 +64,8 @@ def grid(
 ) -> Matrix:
     """Lay `frame` out as `row` x `col`; a cell takes the one row that matches (no aggregation)."""
     out = Matrix(
-        rows=list(rows) if rows is not None else _ordered(frame[row].to_list()),
-        cols=list(cols) if cols is not None else _ordered(frame[col].to_list()),
+        rows=list(rows) if rows is not None else ordered(frame[row].to_list()),
+        cols=list(cols) if cols is not None else ordered(frame[col].to_list()),
     )
     names = frame.columns
     for rec in frame.iter_rows(named=True):
@@ -93,52 +85,13 @@ def grid(
     return out
 
 
-def layers(results: pl.DataFrame, analysis: str | None = None) -> list[int]:
-    """Layers present (of one analysis), ascending."""
-    frame = results if analysis is None else results.filter(pl.col("analysis") == analysis)
-    return sorted(int(v) for v in frame["layer"].unique().drop_nulls().to_list())
-
-
-def languages(results: pl.DataFrame) -> list[str]:
-    """Languages named as a source or target anywhere in the results."""
-    return _ordered(results["src_lang"].to_list() + results["tgt_lang"].to_list(), last=())
-
-
-def plain_domains(results: pl.DataFrame, analysis: str) -> list[str]:
-    """Single domains of an analysis (no `a|b` pairs), `all` last."""
-    frame = results.filter(pl.col("analysis") == analysis)
-    return [d for d in _ordered(frame["domain"].to_list()) if "|" not in d]
-
-
-def default_target(langs: Sequence[str]) -> str | None:
-    """English when present (the usual pivot), otherwise the first language."""
-    return "en" if "en" in langs else (langs[0] if langs else None)
-
-
 def retrieval_by_domain(
     results: pl.DataFrame, metric: str, layer: int, target: str, value: str = "value"
 ) -> Matrix:
-    """Query language x domain of `metric` for retrieval into `target` (one cell per row).
-
-    `target` MEAN averages over target languages, the table `xrdiag report` prints.
-    """
-    frame = results.filter(
-        (pl.col("analysis") == "retrieval")
-        & (pl.col("metric") == metric)
-        & (pl.col("layer") == layer)
-        & pl.col("src_lang").is_not_null()
-        & pl.col("tgt_lang").is_not_null()
-    )
+    """Query language x domain of `metric` for retrieval into `target` (MEAN: averaged)."""
+    frame = tables.retrieval_cells(results, metric, layer, target, value)
     if target == MEAN:
-        aggs = (
-            [pl.col(value).mean(), pl.col("n").sum()]
-            if "n" in frame.columns
-            else [pl.col(value).mean()]
-        )
-        # An average of cells has no interval or significance of its own: none is shown.
-        frame = frame.group_by("src_lang", "domain").agg(aggs)
         return grid(frame, "src_lang", "domain", value, ci=("", ""))
-    frame = frame.filter(pl.col("tgt_lang") == target)
     mark = "significant" if value == "delta" and "significant" in frame.columns else None
     return grid(frame, "src_lang", "domain", value, mark=mark, ci=_ci_names(frame, value))
 
@@ -157,48 +110,15 @@ def lang_by_lang(
     `symmetric` figures (CKA, centroid distances) are stored once per unordered pair; the grid
     shows each in both triangles.
     """
-    frame = results.filter(
-        (pl.col("analysis") == analysis)
-        & (pl.col("metric") == metric)
-        & (pl.col("layer") == layer)
-        & (pl.col("domain") == domain)
-    )
-    langs = _ordered(frame["src_lang"].to_list() + frame["tgt_lang"].to_list(), last=())
+    frame = tables.figure_cells(results, analysis, metric, layer, domain)
+    langs = ordered(frame["src_lang"].to_list() + frame["tgt_lang"].to_list(), last=())
     mark = "significant" if value == "delta" and "significant" in frame.columns else None
-    out = grid(
-        frame,
-        "src_lang",
-        "tgt_lang",
-        value,
-        mark=mark,
-        rows=langs,
-        cols=langs,
-        ci=_ci_names(frame, value),
-    )
+    out = grid(frame, "src_lang", "tgt_lang", value, mark=mark, rows=langs, cols=langs,
+               ci=_ci_names(frame, value))  # fmt: skip
     if symmetric:
         for (src, tgt), cell in list(out.cells.items()):
             out.cells.setdefault((tgt, src), cell)
     return out
-
-
-def pair_series(
-    frame: pl.DataFrame, metric: str, lang: str, other: str, domain: str = ALL, value: str = "value"
-) -> list[tuple[int, float]]:
-    """(layer, value) of a symmetric pair figure between two languages, in either stored order."""
-    picked = frame.filter(
-        (pl.col("metric") == metric)
-        & (pl.col("domain") == domain)
-        & (
-            ((pl.col("src_lang") == lang) & (pl.col("tgt_lang") == other))
-            | ((pl.col("src_lang") == other) & (pl.col("tgt_lang") == lang))
-        )
-    )
-    picked = picked.sort("layer").unique(subset="layer", keep="first", maintain_order=True)
-    return [
-        (int(layer), float(v))
-        for layer, v in zip(picked["layer"], picked[value], strict=True)
-        if v is not None
-    ]
 
 
 def _ci_names(frame: pl.DataFrame, value: str = "value") -> tuple[str, str]:
@@ -208,36 +128,3 @@ def _ci_names(frame: pl.DataFrame, value: str = "value") -> tuple[str, str]:
     if value == "value" and "ci_low" in frame.columns:
         return ("ci_low", "ci_high")
     return ("", "")
-
-
-def series(
-    frame: pl.DataFrame, metric: str, value: str = "value", **where: str | None
-) -> list[tuple[int, float]]:
-    """(layer, value) of one figure over layers, with equality filters on other key columns."""
-    cond = pl.col("metric") == metric
-    for column, wanted in where.items():
-        cond = cond & (pl.col(column).is_null() if wanted is None else pl.col(column) == wanted)
-    picked = (
-        frame.filter(cond).sort("layer").unique(subset="layer", keep="first", maintain_order=True)
-    )
-    return [
-        (int(layer), float(v))
-        for layer, v in zip(picked["layer"], picked[value], strict=True)
-        if v is not None
-    ]
-
-
-def scalar_rows(results: pl.DataFrame, metrics: Sequence[str], domain: str = ALL) -> pl.DataFrame:
-    """Layer x metric table of per-layer scalars (no languages), as they are in the results."""
-    frame = results.filter(
-        pl.col("metric").is_in(list(metrics))
-        & (pl.col("domain") == domain)
-        & pl.col("src_lang").is_null()
-    )
-    if frame.height == 0:
-        return pl.DataFrame({"layer": []}, schema={"layer": pl.Int32})
-    return (
-        frame.pivot(on="metric", index="layer", values="value", aggregate_function="first")
-        .sort("layer")
-        .select(["layer"] + [m for m in metrics if m in frame["metric"].unique().to_list()])
-    )
