@@ -1,4 +1,4 @@
-"""Seeded query-side text perturbations for the noise-robustness analysis (issue 5).
+"""Seeded query-side text perturbations for the noise-robustness analysis.
 
 Every kind perturbs each *eligible unit* of a text independently with probability `rate`, so
 the expected share of units changed is `rate` whatever the language:

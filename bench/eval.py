@@ -1,6 +1,6 @@
 """A full `xrdiag eval` on the embedded defaults: cold cache vs warm cache, encoding vs analyses.
 
-Goals (issue 3): the analyses, projection aside, add at most 20 % to the encoding time; a warm
+Goals: the analyses, projection aside, add at most 20 % to the encoding time; a warm
 rerun is at least 30x faster than a cold one.
 
     python bench/eval.py            # the whole bundled corpus (13 languages, 39,923 sentences)

@@ -3,7 +3,7 @@
 Same model, batch size, sequence cap and machine, in one run: contrastive (alpha = beta = 1,
 the peer), RS-RP, RS-DA (on the fly, p = 1), FGSM, PGD-3, DANN (domain + language heads) and
 hybrid batches (alpha = beta = 0.5). Methods are timed round-robin, one step of each in turn, and
-the median step time is reported, so drift in machine load hits every method alike. Goals (issue 4):
+the median step time is reported, so drift in machine load hits every method alike. Goals:
 <= 1.10x for DANN and hybrid batches, <= (k + 1.2)x for PGD-k (FGSM: k = 1). Then samples/s
 of contrastive training with nothing frozen, the embedding matrix frozen, and embeddings + the
 lower half of the layers frozen.

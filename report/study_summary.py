@@ -38,7 +38,7 @@ TABLE_COLUMNS: Sequence[tuple[str, str, str, str | None]] = (
     ("domain gap", "domain_gap", ALL, ALL),
     ("lang gap", "lang_gap", ALL, ALL),
     ("spread", "domain_spread", ALL, ALL),
-    # The four quadrants of the zero-shot protocol (issue 5): seen/unseen language x domain.
+    # The four quadrants of the zero-shot protocol: seen/unseen language x domain.
     ("seenL/seenD", "quadrant_recall@1", "seen", "seen"),
     ("seenL/unseenD", "quadrant_recall@1", "seen", "unseen"),
     ("unseenL/seenD", "quadrant_recall@1", "unseen", "seen"),

@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from textual import on
 from textual.app import App
@@ -64,6 +63,9 @@ class XrdiagApp(App[None]):
 
     # -- navigation ------------------------------------------------------------------------
 
+    # Screens are imported when first opened (plotting widgets are not needed to list runs);
+    # an import error in one of them is a bug and surfaces as one.
+
     @on(OpenTarget)
     def _open_target(self, message: OpenTarget) -> None:
         if message.kind in ("run", "cell"):
@@ -71,28 +73,23 @@ class XrdiagApp(App[None]):
 
             self.push_screen(LiveScreen(message.path, now=self.now))
         elif message.kind == "study":
-            self._push_optional("study", "StudyScreen", message.path)
+            from xrdiag.tui.screens.study import StudyScreen
+
+            self.push_screen(StudyScreen(message.path))
         else:
-            self._push_optional("diagnostics", "DiagnosticsScreen", message.path)
+            self._open_diagnostics(OpenDiagnostics(message.path))
 
     @on(OpenDiagnostics)
     def _open_diagnostics(self, message: OpenDiagnostics) -> None:
-        self._push_optional("diagnostics", "DiagnosticsScreen", message.path)
+        from xrdiag.tui.screens.diagnostics import DiagnosticsScreen
+
+        self.push_screen(DiagnosticsScreen(message.path))
 
     @on(CompareTargets)
     def _compare(self, message: CompareTargets) -> None:
-        self._push_optional("compare", "CompareScreen", message.paths)
+        from xrdiag.tui.screens.compare import CompareScreen
 
-    def _push_optional(self, module: str, cls: str, arg: Any) -> None:
-        """Push a screen that lives in its own module; a missing one is a notice, not a crash."""
-        import importlib
-
-        try:
-            screen = getattr(importlib.import_module(f"xrdiag.tui.screens.{module}"), cls)
-        except (ImportError, AttributeError):
-            self.notify(f"The {module} view is not available in this build.", severity="error")
-            return
-        self.push_screen(screen(arg))
+        self.push_screen(CompareScreen(message.paths))
 
     # -- runs as processes -----------------------------------------------------------------
 
@@ -188,11 +185,8 @@ class XrdiagApp(App[None]):
 
     def _export(self, paths: list[Path], fmt: str) -> None:
         def job() -> None:
-            try:
-                from xrdiag.report.build import write_report
-            except ImportError:
-                self.call_from_thread(self.notify, "The report layer is not available.")
-                return
+            from xrdiag.report.build import write_report
+
             out = self.runs_dir / "reports" / Path(paths[0]).name
             try:
                 written = write_report(paths, out, formats=(fmt,))

@@ -1,1 +1,1 @@
-"""The training engine: robust, domain-adversarial and hybrid-batch fine-tuning (issue 4)."""
+"""The training engine: robust, domain-adversarial and hybrid-batch fine-tuning."""

@@ -93,7 +93,6 @@ async def test_command_palette_offers_category_commands(fixture_runs: Path, cloc
 
 @pytest.mark.anyio
 async def test_enter_on_eval_opens_diagnostics(fixture_runs: Path, clock: Any) -> None:
-    pytest.importorskip("xrdiag.tui.screens.diagnostics")
     app = XrdiagApp(fixture_runs, now=clock)
     async with app.run_test(size=SIZE) as pilot:
         runs = await _runs_ready(pilot)
@@ -106,7 +105,6 @@ async def test_enter_on_eval_opens_diagnostics(fixture_runs: Path, clock: Any) -
 
 @pytest.mark.anyio
 async def test_live_run_opens_its_diagnostics(fixture_runs: Path, clock: Any) -> None:
-    pytest.importorskip("xrdiag.tui.screens.diagnostics")
     app = XrdiagApp(fixture_runs, now=clock)
     async with app.run_test(size=SIZE) as pilot:
         runs = await _runs_ready(pilot)
@@ -121,7 +119,6 @@ async def test_live_run_opens_its_diagnostics(fixture_runs: Path, clock: Any) ->
 
 @pytest.mark.anyio
 async def test_mark_two_and_compare(fixture_runs: Path, clock: Any) -> None:
-    pytest.importorskip("xrdiag.tui.screens.compare")
     app = XrdiagApp(fixture_runs, now=clock)
     async with app.run_test(size=SIZE) as pilot:
         runs = await _runs_ready(pilot)
@@ -198,7 +195,6 @@ def test_snapshot_help(snap_compare: Any, snap_runs: Path, clock: Any) -> None:
 
 @pytest.mark.anyio
 async def test_export_report_from_the_palette(runs_copy: Path, clock: Any) -> None:
-    pytest.importorskip("xrdiag.report.build")
     app = XrdiagApp(runs_copy, now=clock)
     async with app.run_test(size=SIZE) as pilot:
         runs = await _runs_ready(pilot)

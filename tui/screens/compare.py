@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from textual.worker import Worker, WorkerState
 
 from xrdiag.report import tables
-from xrdiag.tui.screens.diagnostics import (
+from xrdiag.tui.screens.view_state import (
     COLOUR_BINDING,
     VIEW_BINDINGS,
     ViewState,
@@ -45,7 +45,7 @@ TABS = ("retrieval", "cka", "scalars", "projection")
 
 
 class CompareScreen(Screen):
-    """Side-by-side comparison of checkpoints (issue 7, screen 4)."""
+    """Side-by-side comparison of checkpoints."""
 
     BINDINGS = [
         Binding("escape", "back", "back"),

@@ -9,8 +9,6 @@ working while it computes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,6 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
-from xrdiag.analyses.schema import metric_name
 from xrdiag.core.layout.dirs import EvalDir
 from xrdiag.core.layout.resolve import (
     DiagnosticsSource,
@@ -43,6 +40,13 @@ from xrdiag.core.layout.resolve import (
 )
 from xrdiag.errors import UserError
 from xrdiag.report import tables
+from xrdiag.tui.screens.view_state import (
+    COLOUR_BINDING,
+    VIEW_BINDINGS,
+    ViewState,
+    cycle,
+    tab_bindings,
+)
 from xrdiag.tui.widgets import result_table as rt
 from xrdiag.tui.widgets.heatmap import Heatmap, describe
 from xrdiag.tui.widgets.scatter import ProjectionScatter, plot_lines
@@ -54,51 +58,8 @@ TAB_ANALYSES = ("retrieval", "cka", "probe", "projection", "geometry")
 DEFAULT_CAP = 100
 
 
-def cycle(options: Sequence[Any], current: Any, step: int = 1) -> Any:
-    if not options:
-        return current
-    if current not in options:
-        return options[0]
-    return options[(list(options).index(current) + step) % len(options)]
-
-
-@dataclass
-class ViewState:
-    """What the views currently show; every key press moves one of these along its options."""
-
-    base: str = "recall@1"
-    scoring: str = "cos"
-    correction: str = "none"
-    layer: int | None = None
-    target: str | None = None
-    cka_domain: str = rt.ALL
-    ret_view: str = "domain"
-    color_by: str = "lang"
-
-    @property
-    def metric(self) -> str:
-        return metric_name(self.base, self.scoring, self.correction)
-
-
-# The view keys Diagnostics and Compare share (both cycle the same ViewState fields).
-VIEW_BINDINGS = [
-    Binding("m", "cycle('base')", "metric"),
-    Binding("s", "cycle('scoring')", "scoring"),
-    Binding("c", "cycle('correction')", "correction"),
-    Binding("l", "cycle('layer')", "layer"),
-    Binding("t", "cycle('target')", "target"),
-    Binding("d", "cycle('cka_domain')", "domain"),
-]
-COLOUR_BINDING = Binding("k", "cycle('color_by')", "colour by")
-
-
-def tab_bindings(tabs: tuple[str, ...]) -> list[Binding]:
-    """Keys 1..n switch to the n tabs (hidden from the footer)."""
-    return [Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(tabs)]
-
-
 class DiagnosticsScreen(Screen):
-    """Diagnostics of one checkpoint or evaluation (issue 7, screen 3)."""
+    """Diagnostics of one checkpoint or evaluation."""
 
     BINDINGS = [
         Binding("escape", "back", "back"),

@@ -84,7 +84,7 @@ def cell_text(rec: dict[str, Any] | None) -> Text:
 
 
 class StudyScreen(Screen):
-    """A study's answer table (issue 7, screen 5)."""
+    """A study's answer table."""
 
     BINDINGS = [
         Binding("escape", "back", "back"),
