@@ -18,12 +18,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import polars as pl
-
-from xrdiag.analyses.inputs import AnalysisInputs
 from xrdiag.errors import comma_choices
+
+if TYPE_CHECKING:  # the registry itself stays light: `xrdiag --help` reads it
+    from collections.abc import Mapping
+
+    import polars as pl
+
+    from xrdiag.analyses.inputs import AnalysisInputs
+
+    # A results (or projection) frame, or frames by name: "results" plus extra outputs that the
+    # evaluator writes as <name>.parquet beside results.parquet (retrieval's "queries").
+    AnalysisOutput = pl.DataFrame | Mapping[str, pl.DataFrame]
 
 PACKAGE = "xrdiag.analyses"
 _SIBLING = re.compile(r"^\s*from xrdiag\.analyses\.(\w+) import", re.MULTILINE)
@@ -41,7 +49,7 @@ class Analysis:
     needs_encoder: bool = False
     output: Literal["results", "projection"] = "results"
 
-    def function(self) -> Callable[[AnalysisInputs], pl.DataFrame]:
+    def function(self) -> Callable[[AnalysisInputs], AnalysisOutput]:
         module, name = self.target.split(":")
         return getattr(importlib.import_module(f"{PACKAGE}.{module}"), name)
 
@@ -55,7 +63,8 @@ class Analysis:
 
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("retrieval", "retrieval:analyse", "Retrieval",
-             ("ks", "bootstrap", "seed", "bias_queries_per_lang")),
+             ("ks", "bootstrap", "seed", "bias_queries_per_lang", "lir_components", "margin_k",
+              "pool", "pool_size", "pool_repeats", "duplicates", "block_size")),
     Analysis("xsim", "xsim:analyse", "xSIM", ("bootstrap", "seed")),
     Analysis("cka", "cka:analyse", "CKA"),
     Analysis("probe", "probes:analyse", "Probes", ("seed", "probe_max_rows")),

@@ -1,43 +1,46 @@
-"""Cross-lingual retrieval diagnostics: recall@k, MRR and language bias per language pair, domain.
+"""Cross-lingual retrieval: recall@k and MRR per ordered language pair, domain, scoring, correction.
 
 Each query (a row of the source language) must retrieve its gold document, the row of the
-target language with the same `id`, from a candidate pool of target-language rows: the rows of
-one domain (per-domain results) or all of them (domain "all"). Queries without a gold row are
-skipped; `n` counts the queries used. Ranks are pessimistic (`analyses/topk.py`): a gold
-document tied with others is ranked after them.
+target language with the same `id`. Candidate pools are the same for everything compared:
+- `pool="common"` (default): a query of any domain is ranked against one pool per language
+  pair, every target row whose id also has a source row (on a fully parallel corpus all of
+  them; on a test set whose pairs are separate, like Tatoeba, exactly that pair's sentences).
+  Per-domain figures then differ only by how hard the domain's queries are, never by how many
+  candidates a domain happens to have.
+- `pool="domain"`: equal-size, seeded within-domain pools of `pool_size` ids, drawn
+  `pool_repeats` times; a figure averages the draws and its interval resamples query ids as
+  clusters (an id drawn in several pools moves with all its outcomes), so the draw-to-draw
+  variation is in it. Domain `all` keeps the common pool.
+Every row records its `pool` (candidates per query: chance recall@k is k / pool) and `n`.
 
-Metric names encode scoring and correction, always as `f"{base}|{scoring}|{correction}"`:
-base in `recall@<k>`, `mrr`, `lang_bias_rank_spread`; scoring in `cos`, `margin`; correction in
-`none`, `center`, `lir` (e.g. `recall@1|margin|center`); `analyses.schema` owns the vocabulary.
+Ranks are pessimistic (`analyses/topk.py`): a gold tied with other candidates ranks after them,
+on every path (both directions, blocked or not). With `duplicates="text"` (what `xrdiag eval`
+does by default) a candidate whose text is identical to the gold's counts as the gold: TICO-19
+carries hundreds of sentences under two ids, and retrieving the word-for-word same sentence is
+not an error; `duplicates="id"` keeps strict ids.
 
-Scorings: cosine, and the ratio margin of Artetxe & Schwenk (2019) with k = `margin_k`:
-margin(x, y) = cos(x, y) / (mean_{z in NN_k(x)} cos(x, z) / 2 + mean_{z in NN_k(y)} cos(y, z) / 2),
-where NN_k(x) are x's k nearest target-pool rows and NN_k(y) are y's k nearest source-pool
-rows (all source rows of the domain, gold or not).
-
-Corrections, applied to the raw embeddings before L2 normalisation, computed once over all rows
-(every domain) of the languages in use, so per-domain and "all" results share one space:
-- `center`: subtract each language's mean vector (Libovický et al., 2020).
-- `lir`: language information removal (Yang et al., 2021) in the language-mean form of Xie et
-  al. (2022, LSAR): stack the per-language mean vectors, centre them across languages, and
-  project every embedding off their top-r right singular vectors. We centre the means because
-  the top direction of the raw means is the mean shared by all languages, which is not
-  language information; the centred means span only the directions along which languages differ.
-
-CIs are seeded percentile bootstraps over queries (`analyses/bootstrap.py`); every pair and
-domain reuses the same seed, so comparisons between corrections see the same resamples.
+Metric names `f"{base}|{scoring}|{correction}"` (`analyses/schema.py`): base `recall@<k>`, `mrr`;
+scoring `cos`, or the ratio margin of Artetxe & Schwenk (2019) with k = `margin_k`,
+margin(x, y) = cos(x, y) / (mean_{z in NN_k(x)} cos(x, z) / 2 + mean_{z in NN_k(y)} cos(y, z) / 2)
+with NN_k(x) among the pool and NN_k(y) among the source rows of the pair; corrections in
+`analyses/corrections.py`. CIs are seeded percentile bootstraps over queries; every pair and
+domain reuses the seed, so comparisons between corrections see the same resamples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from xrdiag.analyses.bootstrap import BootstrapMeans, summarise_columns
+from xrdiag.analyses.bootstrap import BootstrapMeans, percentile_interval, summarise_columns
+from xrdiag.analyses.corrections import check_components, corrected_embeddings
 from xrdiag.analyses.inputs import AnalysisInputs
+from xrdiag.analyses.pairs import check_choice, check_inputs, pair_groups, resolve_pairs
 from xrdiag.analyses.schema import (
     ALL_DOMAINS,
     CORRECTIONS,
@@ -45,188 +48,277 @@ from xrdiag.analyses.schema import (
     metric_name,
     results_frame,
 )
-from xrdiag.analyses.topk import knn_means, pair_gold_ranks, rank_spreads, translation_table
+from xrdiag.analyses.topk import knn_means, margin_denominators, pair_gold_ranks, tie_floor
 from xrdiag.errors import UserError
 
-LANG_BIAS = "lang_bias_rank_spread"
+POOLS = ("common", "domain")
+DUPLICATES = ("text", "id")
+QUERY_SCHEMA = {
+    "layer": pl.Int32, "src_lang": pl.String, "tgt_lang": pl.String, "domain": pl.String,
+    "id": pl.String, "rank": pl.Int64, "pool": pl.Int64,
+}  # fmt: skip
 
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length as float32 (all-zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+@dataclass(frozen=True)
+class QueryRanks:
+    """Pessimistic gold ranks of one direction for one scoring and correction."""
+
+    src: str
+    tgt: str
+    scoring: str
+    correction: str
+    ids: np.ndarray
+    domains: np.ndarray
+    ranks: np.ndarray
+    pool: int
+    draw: int = 0  # which within-domain pool (pool="domain"); 0 for the common pool
 
 
-def _language_means(x: np.ndarray, langs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(per-row language index, per-language mean vectors) in float64."""
-    names, inverse = np.unique(langs, return_inverse=True)
-    return inverse, np.stack([x[inverse == i].mean(axis=0) for i in range(names.size)])
+@dataclass(frozen=True)
+class _Setup:
+    meta: pl.DataFrame
+    spaces: dict[str, np.ndarray]
+    texts: np.ndarray | None
+    scorings: list[str]
+    margin_k: int
+    block_size: int
 
 
-def center_languages(x: np.ndarray, langs: np.ndarray) -> np.ndarray:
-    """Subtract each language's mean vector from its rows (Libovický et al., 2020)."""
-    x = np.asarray(x, dtype=np.float64)
-    inverse, means = _language_means(x, langs)
-    return x - means[inverse]
-
-
-def remove_language_subspace(x: np.ndarray, langs: np.ndarray, components: int) -> np.ndarray:
-    """Project rows off the top singular directions of the centred language means (LIR/LSAR)."""
-    x = np.asarray(x, dtype=np.float64)
-    _, means = _language_means(x, langs)
-    centred = means - means.mean(axis=0)
-    basis = np.linalg.svd(centred, full_matrices=False)[2][:components]
-    return x - (x @ basis.T) @ basis
-
-
-def corrected_embeddings(
-    x: np.ndarray, langs: np.ndarray, correction: str, lir_components: int = 1
-) -> np.ndarray:
-    """Apply one correction ("none", "center", "lir") and L2-normalise."""
-    if correction == "center":
-        x = center_languages(x, langs)
-    elif correction == "lir":
-        x = remove_language_subspace(x, langs, lir_components)
-    elif correction != "none":
-        raise UserError(f"--correction: unknown correction {correction!r}; expected {CORRECTIONS}")
-    return l2_normalise(x)
-
-
-def _check_inputs(embeddings: np.ndarray, meta: pl.DataFrame) -> tuple[np.ndarray, pl.DataFrame]:
-    """Validate shapes and metadata; return float32 embeddings and meta with integer id codes."""
-    emb = np.asarray(embeddings)
-    if emb.ndim != 2 or emb.shape[0] != meta.height:
-        raise UserError(f"embeddings: expected shape [{meta.height}, dim], got {emb.shape}")
-    if not np.isfinite(emb).all():
-        raise UserError("embeddings: contain NaN or infinite values (expected finite floats)")
-    for col in ("id", "lang", "domain"):
-        if col not in meta.columns:
-            raise UserError(f"metadata: column {col!r} is missing (expected id, lang, domain)")
-        if meta[col].null_count():
-            raise UserError(f"metadata: column {col!r} has empty values (expected no nulls)")
-    ids, codes = np.unique(meta["id"].cast(pl.String).to_numpy(), return_inverse=True)
-    meta = meta.select(
-        pl.col("lang").cast(pl.String), pl.col("domain").cast(pl.String)
-    ).with_columns(
-        code=pl.Series(codes.astype(np.int64)), row=pl.int_range(pl.len(), dtype=pl.Int64)
-    )
-    dup = meta.filter(pl.int_range(pl.len()).over("lang", "code") == 1)
-    if dup.height:
-        lang, code, row = dup.sort("row").select("lang", "code", "row").row(0)
-        first = meta.filter((pl.col("lang") == lang) & (pl.col("code") == code))["row"][0]
-        raise UserError(
-            f"metadata: row {row + 1}, column 'id': id {str(ids[code])!r} already appears in "
-            f"row {first + 1} for language {lang!r} (expected one row per id and language)"
-        )
-    return emb.astype(np.float32, copy=False), meta
-
-
-def _check_choice(values: Sequence[str], allowed: Sequence[str], flag: str) -> list[str]:
-    """Validate a subset of named options; keep order, drop duplicates."""
-    values = list(dict.fromkeys([values] if isinstance(values, str) else values))
-    bad = [v for v in values if v not in allowed]
-    if bad or not values:
-        raise UserError(
-            f"{flag}: unknown or empty choice {bad or values}; expected some of {allowed}"
-        )
-    return values
-
-
-def _resolve_pairs(
-    present: list[str], pairs: str | Sequence[tuple[str, str]], pivot: str | None
-) -> list[tuple[str, str]]:
-    """The ordered (query, document) language pairs to evaluate."""
-    known = set(present)
-    if pivot is not None:
-        if not isinstance(pairs, str):
-            raise UserError("--pivot: give either a pivot language or explicit pairs, not both")
-        if pivot not in known:
-            raise UserError(f"--pivot: language {pivot!r} not in the data (have {present})")
-        return [p for lang in present if lang != pivot for p in ((lang, pivot), (pivot, lang))]
-    if isinstance(pairs, str):
-        if pairs != "all":
-            raise UserError(f"--pairs: expected 'all' or a list of (src, tgt) pairs, got {pairs!r}")
-        return [(s, t) for s in present for t in present if s != t]
-    out = []
-    for pair in pairs:
-        if len(pair) != 2 or pair[0] == pair[1]:
-            raise UserError(f"--pairs: {pair!r} is not a pair of two different languages")
-        for lang in pair:
-            if lang not in known:
-                raise UserError(f"--pairs: language {lang!r} not in the data (have {present})")
-        out.append((pair[0], pair[1]))
-    return list(dict.fromkeys(out))
-
-
-def _resolve_domains(
-    present: list[str], per_domain: bool, domains: Sequence[str] | None
-) -> list[str]:
-    """Domains to report: the requested (or all) domains, then "all"."""
-    if domains is not None:
-        missing = [d for d in domains if d not in present]
-        if missing:
-            raise UserError(f"--domain: {missing[0]!r} not in the data (have {present})")
-        return [*dict.fromkeys(domains), ALL_DOMAINS]
-    return [*present, ALL_DOMAINS] if per_domain else [ALL_DOMAINS]
-
-
-def _domain_rows(meta: pl.DataFrame, domain: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per language: (row indices, id codes) of its rows in `domain` ("all": every row)."""
-    sub = meta if domain == ALL_DOMAINS else meta.filter(pl.col("domain") == domain)
-    out = {}
-    for lang in sorted(sub["lang"].unique().to_list()):
-        part = sub.filter(pl.col("lang") == lang).sort("row")
-        out[lang] = (part["row"].to_numpy(), part["code"].to_numpy())
+def _equivalents(texts: np.ndarray) -> dict[int, np.ndarray]:
+    """For each candidate whose text occurs more than once in the pool: all its equals."""
+    keys = np.asarray([t.strip() for t in texts], dtype=object)
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    out: dict[int, np.ndarray] = {}
+    for group in np.nonzero(counts > 1)[0]:
+        members = np.nonzero(inverse == group)[0]
+        for m in members:
+            out[int(m)] = members
     return out
 
 
-def _gold(src_codes: np.ndarray, tgt_codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Index of each source row's translation among the target rows, -1 where none."""
-    where = np.full(n_codes, -1, dtype=np.int64)
-    where[tgt_codes] = np.arange(tgt_codes.size)
-    return where[src_codes]
+def _text_aware(
+    ranks: np.ndarray, q: np.ndarray, d: np.ndarray, equal: dict[int, np.ndarray],
+    scoring: str, hq: np.ndarray | None, hd: np.ndarray | None,
+) -> np.ndarray:  # fmt: skip
+    """Ranks where every candidate with the gold's text counts as the gold (pessimistic)."""
+    out = ranks.copy()
+    for i, group in equal.items():  # query i's gold is candidate i (pools are aligned by id)
+        scores = d @ q[i]
+        if scoring == "margin" and hq is not None and hd is not None:
+            scores = scores / (hq[i] + hd)
+        best = tie_floor(np.max(scores[group]))
+        others = np.ones(scores.size, bool)
+        others[group] = False
+        out[i] = int(np.count_nonzero(scores[others] >= best)) + 1
+    return out
 
 
-def _check_pool(lang: str, domain: str, pool: int, need: int, flag: str) -> None:
-    if need > pool:
+def _ranks_of_pool(
+    setup: _Setup, src: pl.DataFrame, tgt: pl.DataFrame, both: bool, draw: int = 0
+) -> Iterator[QueryRanks]:
+    """Ranks of the aligned rows `src` and `tgt` (i-th is the i-th's translation), both ways."""
+    s, t = str(src["lang"][0]), str(tgt["lang"][0])
+    n = src.height
+    gold = np.arange(n)
+    for corr, space in setup.spaces.items():
+        q, d = space[src["row"].to_numpy()], space[tgt["row"].to_numpy()]
+        means = None
+        if "margin" in setup.scorings:
+            means = knn_means(q, d, setup.margin_k, setup.block_size)
+        ranks = pair_gold_ranks(
+            q, d, gold, scorings=setup.scorings, margin_means=means, reverse=both,
+            block_size=setup.block_size,
+        )  # fmt: skip
+        hq, hd = margin_denominators(*means) if means is not None else (None, None)
+        sides = [("forward", s, t, src, q, d, hq, hd, tgt)]
+        if both:
+            sides.append(("reverse", t, s, tgt, d, q, hd, hq, src))
+        for direction, a, b, queries, qv, dv, qh, dh, pool_rows in sides:
+            equal = {}
+            if setup.texts is not None:
+                equal = _equivalents(setup.texts[pool_rows["row"].to_numpy()])
+            for scoring in setup.scorings:
+                r = ranks[(direction, scoring)]
+                if equal:
+                    r = _text_aware(r, qv, dv, equal, scoring, qh, dh)
+                yield QueryRanks(a, b, scoring, corr, queries["id"].to_numpy(),
+                                 queries["domain"].to_numpy(), r, n, draw)  # fmt: skip
+
+
+def _stable(*parts: object) -> int:
+    text = "\x1f".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def query_ranks(
+    embeddings: np.ndarray,
+    meta: pl.DataFrame,
+    *,
+    pairs: str | Sequence[tuple[str, str]] = "all",
+    pivot: str | None = None,
+    scorings: Sequence[str] = SCORINGS,
+    corrections: Sequence[str] = CORRECTIONS,
+    lir_components: int = 1,
+    margin_k: int = 4,
+    max_k: int = 1,
+    pool: str = "common",
+    pool_size: int | None = None,
+    pool_repeats: int = 5,
+    texts: Sequence[str] | None = None,
+    duplicates: str = "id",
+    seed: int = 0,
+    block_size: int = 4096,
+) -> list[QueryRanks]:
+    """Every query's pessimistic gold rank, per direction, scoring and correction."""
+    emb, meta = check_inputs(embeddings, meta)
+    scorings = check_choice(scorings, SCORINGS, "--scoring")
+    corrections = check_choice(corrections, CORRECTIONS, "--correction")
+    check_choice([pool], POOLS, "--pool")
+    check_choice([duplicates], DUPLICATES, "--duplicates")
+    if margin_k < 1 or block_size < 1:
+        raise UserError("--margin-k and --block-size must be >= 1")
+    if duplicates == "text" and (texts is None or len(texts) != meta.height):
+        raise UserError("--duplicates text: the sentences' texts are needed (one per row)")
+    present = sorted(meta["lang"].unique().to_list())
+    ordered = resolve_pairs(present, pairs, pivot)
+    used = sorted({lang for pair in ordered for lang in pair})
+    check_components(corrections, lir_components, len(used), emb.shape[1])
+    meta = meta.filter(pl.col("lang").is_in(used))
+    picked, langs = emb[meta["row"].to_numpy()], meta["lang"].to_numpy()
+    text_arr = None if duplicates == "id" else np.asarray(texts, dtype=object)[meta["row"]]
+    meta = meta.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
+    spaces = {c: corrected_embeddings(picked, langs, c, lir_components) for c in corrections}
+    setup = _Setup(meta, spaces, text_arr, scorings, margin_k, block_size)
+    tasks = []  # (src rows, tgt rows, both, draw): validated before any heavy work
+    for s, t, both in pair_groups(ordered):
+        src = meta.filter(pl.col("lang") == s)
+        tgt = meta.filter(pl.col("lang") == t)
+        shared = np.intersect1d(src["code"].to_numpy(), tgt["code"].to_numpy())
+        if shared.size == 0:
+            continue
+        aligned = [x.filter(pl.col("code").is_in(shared)).sort("code") for x in (src, tgt)]
+        _check_pool(f"{s}-{t}", shared.size, max_k, margin_k, "margin" in scorings)
+        tasks.append((*aligned, both, 0))
+        if pool == "domain":
+            tasks += _domain_draws(aligned, both, pool_size, pool_repeats, seed, max_k, setup)
+    out: list[QueryRanks] = []
+    for src, tgt, both, draw in tasks:
+        out += list(_ranks_of_pool(setup, src, tgt, both, draw))
+    return out
+
+
+def _check_pool(what: str, size: int, max_k: int, margin_k: int, margin: bool) -> None:
+    for need, flag in ((max_k, "--ks"), (margin_k if margin else 0, "--margin-k")):
+        if need > size:
+            raise UserError(
+                f"{flag}: {need} is larger than the pool of {size} candidates of {what}; "
+                "lower it or evaluate more sentences"
+            )
+
+
+def _domain_draws(
+    aligned: list[pl.DataFrame], both: bool, size: int | None, repeats: int, seed: int,
+    max_k: int, setup: _Setup,
+) -> list[tuple[pl.DataFrame, pl.DataFrame, bool, int]]:  # fmt: skip
+    """`repeats` seeded draws of `size` ids in each domain (draw numbers from 1)."""
+    src, tgt = aligned
+    counts = src.group_by("domain").len()
+    smallest = int(counts["len"].min())  # type: ignore[arg-type]
+    size = smallest if size is None else size
+    if repeats < 1 or size < 2 or size > smallest:
+        small = counts.sort("len").row(0)
         raise UserError(
-            f"{flag}: {need} is larger than the pool of {pool} {lang!r} rows in domain "
-            f"{domain!r}; lower it or leave that domain out"
+            f"--pool-size {size} / --pool-repeats {repeats}: expected 2 <= size <= the smallest "
+            f"domain ({small[0]!r}, {small[1]} sentences) and repeats >= 1"
         )
+    _check_pool("a domain pool", size, max_k, setup.margin_k, "margin" in setup.scorings)
+    draws = []
+    for domain in sorted(counts["domain"].to_list()):
+        idx = np.nonzero(src["domain"].to_numpy() == domain)[0]
+        for r in range(repeats):
+            rng = np.random.default_rng([seed, r, _stable(domain)])
+            pick = np.sort(rng.choice(idx, size=size, replace=False))
+            draws.append((src[pick], tgt[pick], both, r + 1))
+    return draws
 
 
-def _pair_groups(ordered: list[tuple[str, str]]) -> list[tuple[str, str, bool]]:
-    """Unordered groups (s, t, also_reverse): one similarity pass serves both directions."""
-    wanted, seen, groups = set(ordered), set(), []
-    for s, t in ordered:
-        if frozenset((s, t)) not in seen:
-            seen.add(frozenset((s, t)))
-            groups.append((s, t, (t, s) in wanted))
-    return groups
+def _cluster_interval(
+    ids: np.ndarray, values: np.ndarray, bootstrap: int, seed: int
+) -> tuple[float | None, float | None]:
+    """Percentile interval of a mean whose queries repeat across pool draws: ids as clusters."""
+    if not bootstrap:
+        return None, None
+    _, inverse = np.unique(ids, return_inverse=True)
+    sums = np.bincount(inverse, weights=values)
+    counts = np.bincount(inverse).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, sums.size, size=(bootstrap, sums.size))
+    stats = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    low, high = percentile_interval(stats)
+    return float(low), float(high)
 
 
-def _base(layer: int, src: str, tgt: str | None, domain: str) -> dict[str, Any]:
-    """The identifying columns of a retrieval result row."""
-    return {
-        "analysis": "retrieval",
-        "layer": layer,
-        "src_lang": src,
-        "tgt_lang": tgt,
-        "domain": domain,
-    }
+def summarise_ranks(
+    ranks: Sequence[QueryRanks],
+    *,
+    layer: int,
+    ks: Sequence[int],
+    domains: Sequence[str] | None = None,
+    per_domain: bool = True,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """recall@k and MRR rows (value, CI, n, pool) of every direction and domain."""
+    groups: dict[tuple[str, str, str, bool], dict[str, tuple[np.ndarray, np.ndarray, int]]] = {}
+    drawn_mode = any(qr.draw for qr in ranks)  # per-domain figures come from the draws
+    for qr in ranks:
+        names = sorted(set(qr.domains)) if per_domain else []
+        if domains is not None:
+            names = [d for d in names if d in domains]
+        scopes = [(d, qr.domains == d) for d in names] if (qr.draw or not drawn_mode) else []
+        if qr.draw == 0:
+            scopes.insert(0, (ALL_DOMAINS, np.ones(qr.ranks.size, bool)))
+        for domain, mask in scopes:
+            if not mask.any():
+                continue
+            cols = groups.setdefault((qr.src, qr.tgt, domain, qr.draw > 0), {})
+            r = qr.ranks[mask].astype(np.float64)
+            for k in ks:
+                _add(cols, metric_name(f"recall@{k}", qr.scoring, qr.correction), r <= k, qr, mask)
+            _add(cols, metric_name("mrr", qr.scoring, qr.correction), 1.0 / r, qr, mask)
+    out: list[dict[str, Any]] = []
+    boots: dict[int, BootstrapMeans] = {}
+    for (src, tgt, domain, drawn), cols in groups.items():
+        base = {"analysis": "retrieval", "layer": layer, "src_lang": src, "tgt_lang": tgt,
+                "domain": domain}  # fmt: skip
+        if not drawn:
+            values = {name: v for name, (v, _, _) in cols.items()}
+            pool = next(iter(cols.values()))[2]
+            out += [{**row, "pool": pool}
+                    for row in summarise_columns(values, base, bootstrap, seed, boots)]  # fmt: skip
+            continue
+        for name, (v, ids, pool) in cols.items():
+            low, high = _cluster_interval(ids, v, bootstrap, seed)
+            out.append({**base, "metric": name, "value": float(v.mean()), "ci_low": low,
+                        "ci_high": high, "n": int(np.unique(ids).size), "pool": pool})  # fmt: skip
+    return results_frame(out)
 
 
-def _summaries(
-    per_query: dict[tuple[str, str], np.ndarray],
-    base: dict[str, Any],
-    bootstrap: int,
-    seed: int,
-    boots: dict[int, BootstrapMeans],
-) -> list[dict[str, Any]]:
-    """Result rows (value, CI, n) for per-query value columns that share their queries."""
-    named = {metric_name(b, *rest.split("|")): v for (b, rest), v in per_query.items()}
-    return summarise_columns(named, base, bootstrap, seed, boots)
+def _add(
+    cols: dict[str, tuple[np.ndarray, np.ndarray, int]],
+    name: str,
+    values: np.ndarray,
+    qr: QueryRanks,
+    mask: np.ndarray,
+) -> None:
+    """Append one draw's per-query values to a metric column (draws stack)."""
+    v = np.asarray(values, dtype=np.float64)
+    ids = qr.ids[mask]
+    if name in cols:
+        old_v, old_ids, _ = cols[name]
+        v, ids = np.concatenate([old_v, v]), np.concatenate([old_ids, ids])
+    pool = qr.pool
+    cols[name] = (v, ids, pool)
 
 
 def retrieval_results(
@@ -243,6 +335,11 @@ def retrieval_results(
     margin_k: int = 4,
     per_domain: bool = True,
     domains: Sequence[str] | None = None,
+    pool: str = "common",
+    pool_size: int | None = None,
+    pool_repeats: int = 5,
+    texts: Sequence[str] | None = None,
+    duplicates: str = "id",
     bootstrap: int = 1000,
     seed: int = 0,
     block_size: int = 4096,
@@ -250,140 +347,83 @@ def retrieval_results(
     """recall@k and MRR for every ordered language pair, domain, scoring and correction.
 
     `pairs="all"`: every ordered pair of languages present; `pivot`: every language against
-    the pivot in both directions. `domains` restricts the per-domain results (the "all" pool is
-    always reported). `bootstrap=0` leaves the CI empty.
+    the pivot in both directions. `domains` restricts the per-domain results (the "all" figure
+    is always reported). `bootstrap=0` leaves the CI empty.
     """
-    emb, meta = _check_inputs(embeddings, meta)
-    scorings = _check_choice(scorings, SCORINGS, "--scoring")
-    corrections = _check_choice(corrections, CORRECTIONS, "--correction")
     ks = sorted(set(ks))
     if not ks or any(not isinstance(k, int | np.integer) or k < 1 for k in ks):
         raise UserError(f"--ks: expected positive integers, got {ks}")
-    if margin_k < 1 or bootstrap < 0 or block_size < 1:
-        raise UserError("--margin-k and --block-size must be >= 1 and --bootstrap >= 0")
-    present = sorted(meta["lang"].unique().to_list())
-    ordered = _resolve_pairs(present, pairs, pivot)
-    used = sorted({lang for pair in ordered for lang in pair})
-    if "lir" in corrections and not 1 <= lir_components < len(used):
-        raise UserError(
-            f"--lir-components: {lir_components} must be between 1 and the number of "
-            f"languages minus one ({len(used) - 1})"
-        )
-    domain_list = _resolve_domains(sorted(meta["domain"].unique().to_list()), per_domain, domains)
-    meta = meta.filter(pl.col("lang").is_in(used))
-    picked, langs = emb[meta["row"].to_numpy()], meta["lang"].to_numpy()
-    meta = meta.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
-    n_codes = int(meta["code"].max()) + 1
-    groups = _pair_groups(ordered)
-    tasks = []  # (domain, s, t, both, rows_s, rows_t, gold), validated before any heavy work
-    for domain in domain_list:
-        rows = _domain_rows(meta, domain)
-        for s, t, both in groups:
-            if s not in rows or t not in rows:
-                continue
-            gold = _gold(rows[s][1], rows[t][1], n_codes)
-            if (gold >= 0).any():
-                for lang in (s, t):
-                    if lang == t or both:  # the pool of each direction evaluated
-                        _check_pool(lang, domain, rows[lang][0].size, ks[-1], "--ks")
-                    if "margin" in scorings:
-                        _check_pool(lang, domain, rows[lang][0].size, margin_k, "--margin-k")
-                tasks.append((domain, s, t, both, rows[s][0], rows[t][0], gold))
-    spaces = {c: corrected_embeddings(picked, langs, c, lir_components) for c in corrections}
-    out: list[dict[str, Any]] = []
-    boots: dict[int, BootstrapMeans] = {}
-    for domain, s, t, both, rows_s, rows_t, gold in tasks:
-        per_dir: dict[tuple[str, str], dict[tuple[str, str], np.ndarray]] = {}
-        for corr in corrections:
-            q, d = spaces[corr][rows_s], spaces[corr][rows_t]
-            means = knn_means(q, d, margin_k, block_size) if "margin" in scorings else None
-            ranks = pair_gold_ranks(
-                q, d, gold, scorings=scorings, margin_means=means, reverse=both,
-                block_size=block_size,
-            )  # fmt: skip
-            for (direction, scoring), r in ranks.items():
-                r = r[r > 0].astype(np.float64)
-                cols = per_dir.setdefault((s, t) if direction == "forward" else (t, s), {})
-                for k in ks:
-                    cols[(f"recall@{k}", f"{scoring}|{corr}")] = (r <= k).astype(np.float64)
-                cols[("mrr", f"{scoring}|{corr}")] = 1.0 / r
-        for (src, tgt), cols in per_dir.items():
-            out.extend(_summaries(cols, _base(layer, src, tgt, domain), bootstrap, seed, boots))
-    return results_frame(out)
+    if bootstrap < 0:
+        raise UserError("--bootstrap must be >= 0")
+    if domains is not None:
+        present = set(meta["domain"].unique().to_list())
+        missing = [d for d in domains if d not in present]
+        if missing:
+            raise UserError(f"--domain: {missing[0]!r} not in the data (have {sorted(present)})")
+    ranks = query_ranks(
+        embeddings, meta, pairs=pairs, pivot=pivot, scorings=scorings, corrections=corrections,
+        lir_components=lir_components, margin_k=margin_k, max_k=ks[-1], pool=pool,
+        pool_size=pool_size, pool_repeats=pool_repeats, texts=texts, duplicates=duplicates,
+        seed=seed, block_size=block_size,
+    )  # fmt: skip
+    return summarise_ranks(
+        ranks, layer=layer, ks=ks, domains=domains, per_domain=per_domain,
+        bootstrap=bootstrap, seed=seed,
+    )  # fmt: skip
 
 
-def language_bias(
-    embeddings: np.ndarray,
-    meta: pl.DataFrame,
-    *,
-    layer: int,
-    languages: Sequence[str] | None = None,
-    corrections: Sequence[str] = CORRECTIONS,
-    lir_components: int = 1,
-    queries_per_lang: int | None = None,
-    bootstrap: int = 1000,
-    seed: int = 0,
-    block_size: int = 4096,
-) -> pl.DataFrame:
-    """Language bias in a multilingual pool: spread of the ranks of a query's translations.
-
-    Pool = every row of every language in use. For each query (a row whose id has at least two
-    rows in other languages) rank each translation among all pool rows but the query itself
-    (pessimistic ties); the spread is max rank - min rank. Its floor is the number of
-    translations minus one (they take the top ranks); same-language sentences pushed between
-    the translations, or some languages' translations pushed down, widen it. Reported per
-    query language as the mean spread, metric `lang_bias_rank_spread|cos|<correction>`,
-    tgt_lang null, domain "all". `queries_per_lang` samples that many queries per language
-    (seeded); the pool stays complete.
-    """
-    emb, meta = _check_inputs(embeddings, meta)
-    corrections = _check_choice(corrections, CORRECTIONS, "--correction")
-    present = sorted(meta["lang"].unique().to_list())
-    used = present if languages is None else list(dict.fromkeys(languages))
-    for lang in used:
-        if lang not in present:
-            raise UserError(f"--languages: language {lang!r} not in the data (have {present})")
-    if "lir" in corrections and not 1 <= lir_components < len(used):
-        raise UserError(f"--lir-components: {lir_components} must be in [1, {len(used) - 1}]")
-    if bootstrap < 0 or block_size < 1:
-        raise UserError("--bootstrap must be >= 0 and --block-size >= 1")
-    meta = meta.filter(pl.col("lang").is_in(used))
-    langs, codes = meta["lang"].to_numpy(), meta["code"].to_numpy()
-    table = translation_table(codes)
-    eligible = (table >= 0).sum(axis=1) >= 2
-    rng = np.random.default_rng(seed)
-    queries: dict[str, np.ndarray] = {}
-    for lang in sorted(used):
-        rows = np.nonzero(eligible & (langs == lang))[0]
-        if queries_per_lang is not None and rows.size > queries_per_lang:
-            rows = np.sort(rng.choice(rows, size=queries_per_lang, replace=False))
-        if rows.size:
-            queries[lang] = rows
-    picked = emb[meta["row"].to_numpy()]
-    all_rows = np.concatenate(list(queries.values())) if queries else np.zeros(0, np.int64)
-    spreads: dict[str, dict[tuple[str, str], np.ndarray]] = {lang: {} for lang in queries}
-    for corr in corrections:
-        pool = corrected_embeddings(picked, langs, corr, lir_components)
-        values = rank_spreads(pool, all_rows, table, block_size)
-        parts = np.split(values, np.cumsum([r.size for r in queries.values()])[:-1])
-        for lang, part in zip(queries, parts, strict=True):
-            spreads[lang][(LANG_BIAS, f"cos|{corr}")] = part
-    out: list[dict[str, Any]] = []
-    boots: dict[int, BootstrapMeans] = {}
-    for lang, cols in spreads.items():
-        out.extend(_summaries(cols, _base(layer, lang, None, ALL_DOMAINS), bootstrap, seed, boots))
-    return results_frame(out)
+def query_frame(ranks: Sequence[QueryRanks], layer: int) -> pl.DataFrame:
+    """Per-query gold ranks under cosine without correction (queries.parquet): the unit a
+    study resamples. Common pool only."""
+    parts = [
+        pl.DataFrame(
+            {
+                "layer": np.full(qr.ranks.size, layer),
+                "src_lang": qr.src,
+                "tgt_lang": qr.tgt,
+                "domain": qr.domains,
+                "id": qr.ids,
+                "rank": qr.ranks,
+                "pool": qr.pool,
+            },
+            schema=QUERY_SCHEMA,
+        )  # fmt: skip
+        for qr in ranks
+        if qr.draw == 0 and qr.scoring == "cos" and qr.correction == "none"
+    ]
+    return pl.concat(parts) if parts else pl.DataFrame(schema=QUERY_SCHEMA)
 
 
-def analyse(inputs: AnalysisInputs) -> pl.DataFrame:
-    """The registered `retrieval` analysis: recall@k and MRR per layer, plus language bias."""
+def analyse(inputs: AnalysisInputs) -> dict[str, pl.DataFrame]:
+    """The registered `retrieval` analysis: recall@k and MRR per layer, language bias, and the
+    per-query ranks of the primary figure (queries.parquet)."""
+    from xrdiag.analyses.language_bias import language_bias
+
     opts, meta = inputs.options, inputs.meta
-    frames = []
+    ks = sorted(set(opts["ks"]))
+    frames, queries = [], []
     for layer, array in inputs.layers.items():
-        common = {"layer": layer, "bootstrap": opts["bootstrap"], "seed": opts["seed"]}
-        frames.append(retrieval_results(array, meta, pivot=inputs.pivot, ks=opts["ks"], **common))
+        ranks = query_ranks(
+            array, meta, pivot=inputs.pivot, lir_components=opts["lir_components"],
+            margin_k=opts["margin_k"], max_k=ks[-1], pool=opts["pool"],
+            pool_size=opts["pool_size"], pool_repeats=opts["pool_repeats"],
+            texts=inputs.texts, duplicates=opts["duplicates"], seed=opts["seed"],
+            block_size=opts["block_size"],
+        )  # fmt: skip
+        frames.append(summarise_ranks(ranks, layer=layer, ks=ks, bootstrap=opts["bootstrap"],
+                                      seed=opts["seed"]))  # fmt: skip
+        queries.append(query_frame(ranks, layer))
         if meta["lang"].n_unique() > 2:
             frames.append(
-                language_bias(array, meta, queries_per_lang=opts["bias_queries_per_lang"], **common)
+                language_bias(
+                    array,
+                    meta,
+                    layer=layer,
+                    lir_components=opts["lir_components"],
+                    queries_per_lang=opts["bias_queries_per_lang"],
+                    bootstrap=opts["bootstrap"],
+                    seed=opts["seed"],
+                    block_size=opts["block_size"],
+                )  # fmt: skip
             )
-    return pl.concat(frames)
+    return {"results": pl.concat(frames), "queries": pl.concat(queries)}

@@ -4,8 +4,9 @@ Huang et al. (EMNLP 2021) call an encoder robust when small input perturbations 
 synonyms) leave its predictions unchanged. Here the prediction is the translation retrieved:
 each query (a source-language row) is perturbed (`analyses/perturb.py`), embedded by the same
 encoder, and must still retrieve its gold document among the *clean* target-language rows of
-the pool (one domain, or every domain for "all"), with cosine similarity and the pessimistic
-ranks of `analyses/topk.py`, exactly as `analyses/retrieval.py` ranks clean queries.
+the pair's common pool (every target row whose id has a source row, for every domain's
+queries), with cosine similarity and the pessimistic ranks of `analyses/topk.py`, exactly as
+`analyses/retrieval.py` ranks clean queries.
 
 Metrics (analysis `robustness`), where `<noise>` names a perturbation kind at a rate, e.g.
 `char@0.1` (`perturb.noise_label`):
@@ -37,17 +38,11 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.bootstrap import BootstrapMeans, summarise_columns
+from xrdiag.analyses.corrections import l2_normalise
 from xrdiag.analyses.inputs import AnalysisInputs
+from xrdiag.analyses.pairs import check_inputs, resolve_pairs, shared_rows
 from xrdiag.analyses.perturb import is_english, noise_label, perturb_texts
-from xrdiag.analyses.retrieval import (
-    _check_inputs,
-    _domain_rows,
-    _gold,
-    _resolve_domains,
-    _resolve_pairs,
-    l2_normalise,
-)
-from xrdiag.analyses.schema import empty_results, results_frame
+from xrdiag.analyses.schema import ALL_DOMAINS, empty_results, results_frame
 from xrdiag.analyses.topk import gold_ranks
 from xrdiag.errors import UserError
 
@@ -114,41 +109,45 @@ def robustness_results(
     language -> pivot (the non-pivot side is queried); otherwise `pairs` as in retrieval
     (default every ordered pair). `bootstrap=0` leaves the CI empty.
     """
-    emb, meta = _check_inputs(clean, meta)
+    emb, meta = check_inputs(clean, meta)
     _check_perturbed(perturbed, emb.shape)
     if bootstrap < 0 or block_size < 1:
         raise UserError("--bootstrap must be >= 0 and --block-size >= 1")
     present = sorted(meta["lang"].unique().to_list())
-    ordered = _resolve_pairs(present, pairs, pivot)
+    ordered = resolve_pairs(present, pairs, pivot)
     if pivot is not None:
         ordered = [(s, t) for s, t in ordered if t == pivot]
-    domain_list = _resolve_domains(sorted(meta["domain"].unique().to_list()), per_domain, domains)
-    n_codes = int(meta["code"].max()) + 1
+    known = sorted(meta["domain"].unique().to_list())
+    for domain in domains or []:
+        if domain not in known:
+            raise UserError(f"--domain: {domain!r} not in the data (have {known})")
     docs_all = l2_normalise(emb)
     noisy = {label: l2_normalise(np.asarray(a)) for label, a in perturbed.items()}
     out: list[dict[str, Any]] = []
     boots: dict[int, BootstrapMeans] = {}
-    for domain in domain_list:
-        rows = _domain_rows(meta, domain)
-        for s, t in ordered:
-            if s not in rows or t not in rows:
+    for s, t in ordered:
+        src, tgt = shared_rows(meta, s, t)  # the common pool, as retrieval ranks it
+        if src.height == 0:
+            continue
+        docs, q_rows = docs_all[tgt["row"].to_numpy()], src["row"].to_numpy()
+        gold = np.arange(src.height)
+        hits = {CLEAN: gold_ranks(docs_all[q_rows], docs, gold, block_size) == 1}
+        for label, array in noisy.items():
+            hits[label] = gold_ranks(array[q_rows], docs, gold, block_size) == 1
+        columns = {metric_name(RECALL, CLEAN): hits[CLEAN].astype(np.float64)}
+        for label in noisy:
+            columns[metric_name(RECALL, label)] = hits[label].astype(np.float64)
+            columns[metric_name(DROP, label)] = hits[CLEAN].astype(np.float64) - hits[label]
+        query_domains = src["domain"].to_numpy()
+        names = [d for d in known if d in (domains or known)] if per_domain else []
+        for domain in [*names, ALL_DOMAINS]:
+            mask = np.ones(gold.size, bool) if domain == ALL_DOMAINS else query_domains == domain
+            if not mask.any():
                 continue
-            (rows_s, codes_s), (rows_t, codes_t) = rows[s], rows[t]
-            gold = _gold(codes_s, codes_t, n_codes)
-            used = gold >= 0
-            if not used.any():
-                continue
-            docs = docs_all[rows_t]
-            q_rows, q_gold = rows_s[used], gold[used]
-            hits = {CLEAN: gold_ranks(docs_all[q_rows], docs, q_gold, block_size) == 1}
-            for label, array in noisy.items():
-                hits[label] = gold_ranks(array[q_rows], docs, q_gold, block_size) == 1
-            columns = {metric_name(RECALL, CLEAN): hits[CLEAN].astype(np.float64)}
-            for label in noisy:
-                columns[metric_name(RECALL, label)] = hits[label].astype(np.float64)
-                columns[metric_name(DROP, label)] = hits[CLEAN].astype(np.float64) - hits[label]
             base = {"layer": layer, "src_lang": s, "tgt_lang": t, "domain": domain}
-            out.extend(_summaries(columns, base, bootstrap, seed, boots))
+            sub = {name: col[mask] for name, col in columns.items()}
+            rows = _summaries(sub, base, bootstrap, seed, boots)
+            out += [{**row, "pool": src.height} for row in rows]
     return results_frame(out)
 
 

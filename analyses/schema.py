@@ -25,6 +25,9 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "ci_low": pl.Float64(),
     "ci_high": pl.Float64(),
     "n": pl.Int64(),
+    # Retrieval: the candidates each query was ranked among (chance recall@k = k / pool);
+    # null for other analyses, and unknown (null) in results written before it was recorded.
+    "pool": pl.Int64(),
 }
 RESULT_COLUMNS: tuple[str, ...] = tuple(RESULT_SCHEMA)
 
@@ -33,7 +36,7 @@ ALL_DOMAINS = "all"
 # Retrieval metric names: base | scoring | correction.
 RETRIEVAL_BASES: tuple[str, ...] = ("recall@1", "recall@5", "recall@10", "mrr")
 SCORINGS: tuple[str, ...] = ("cos", "margin")
-CORRECTIONS: tuple[str, ...] = ("none", "center", "lir")
+CORRECTIONS: tuple[str, ...] = ("none", "center", "lir", "mean_subspace")
 
 
 def metric_name(base: str, scoring: str, correction: str) -> str:
@@ -84,3 +87,11 @@ def validate_results(frame: pl.DataFrame) -> pl.DataFrame:
         if frame.schema[col] != dtype:
             raise ValueError(f"results column {col!r} is {frame.schema[col]}, expected {dtype}")
     return frame
+
+
+def with_pool_column(frame: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+    """Results read from disk, with a `pool` column; True when it had none (written by an
+    older xrdiag, whose per-domain pools differed: the caller says so)."""
+    if "pool" in frame.columns:
+        return frame, False
+    return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("pool")), True

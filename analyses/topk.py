@@ -10,7 +10,10 @@ reverse-direction ranks) are accumulated block by block (a running top-k and run
 Tie convention (used everywhere here and in the tests' brute-force references): ranks are
 *pessimistic*. The rank of a gold document is the number of candidates scoring greater than
 or equal to it, itself included, so a gold document tied with k others gets rank k + 1. A
-collapsed encoder (every vector equal) therefore scores recall@1 = 1/n, not 1.0.
+collapsed encoder (every vector equal) therefore scores recall@1 = 1/n, not 1.0. Two scores
+within `TIE_TOLERANCE` (relative, at least absolute for scores below 1) count as a tie: the
+same product computed by two BLAS calls (a block's matmul, a row's dot product) differs in the
+last bits, so an exact comparison would let one path break a real tie in the gold's favour.
 `blocked_topk` breaks ties like a stable descending `argsort`: lower document index first.
 """
 
@@ -21,6 +24,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 Direction = str  # "forward" (queries -> docs) or "reverse" (docs -> queries)
+# float32 products of unit vectors carry rounding of about 1e-7 per summand order: scores
+# closer than this are indistinguishable and are treated as ties (against the gold).
+TIE_TOLERANCE = 1e-6
 RankKey = tuple[Direction, str]
 
 
@@ -120,6 +126,12 @@ def margin_denominators(
     return hq, hd
 
 
+def tie_floor(scores: np.ndarray) -> np.ndarray:
+    """The lowest score that still ties with `scores` (pessimistic comparisons use >= this)."""
+    s = np.asarray(scores, dtype=np.float32)
+    return (s - TIE_TOLERANCE * np.maximum(1.0, np.abs(s))).astype(np.float32)
+
+
 def _reverse_gold(gold: np.ndarray, nd: int) -> np.ndarray:
     """Invert a partial one-to-one query->doc map into doc->query (-1 where none)."""
     has = np.nonzero(gold >= 0)[0]
@@ -165,11 +177,12 @@ def pair_gold_ranks(
         cols = np.nonzero(rgold >= 0)[0]
         h_cos = np.full(nd, np.inf, dtype=np.float32)
         h_cos[cols] = np.einsum("ij,ij->i", q[rgold[cols]], dt[:, cols].T)
-        thresholds["cos"] = h_cos
         if "margin" in scorings:
             h_margin = np.full(nd, np.inf, dtype=np.float32)
-            h_margin[cols] = h_cos[cols] / (hq[rgold[cols]] + hd[cols])
+            h_margin[cols] = tie_floor(h_cos[cols] / (hq[rgold[cols]] + hd[cols]))
             thresholds["margin"] = h_margin
+        h_cos[cols] = tie_floor(h_cos[cols])
+        thresholds["cos"] = h_cos
     bs = min(block_size, max(nq, 1))
     sims_buf = np.empty((bs, nd), dtype=np.float32)
     marg_buf = np.empty((bs, nd), dtype=np.float32) if "margin" in scorings else None
@@ -190,7 +203,7 @@ def pair_gold_ranks(
             else:
                 raise ValueError(f"unknown scoring {scoring!r}")
             g = np.full(m, np.inf, dtype=np.float32)
-            g[local] = scores[local, gcols]
+            g[local] = tie_floor(scores[local, gcols])
             np.greater_equal(scores, g[:, None], out=mask)
             forward[scoring][start:stop] = np.count_nonzero(mask, axis=1)
             if reverse:

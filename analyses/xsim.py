@@ -26,8 +26,9 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.bootstrap import BootstrapMeans, summarise_columns
+from xrdiag.analyses.corrections import l2_normalise
 from xrdiag.analyses.inputs import AnalysisInputs
-from xrdiag.analyses.retrieval import _check_inputs, _pair_groups, _resolve_pairs, l2_normalise
+from xrdiag.analyses.pairs import check_inputs, pair_groups, resolve_pairs, shared_rows
 from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
 from xrdiag.analyses.topk import knn_means, pair_gold_ranks
 from xrdiag.errors import UserError
@@ -49,24 +50,20 @@ def xsim_results(
 ) -> pl.DataFrame:
     """xSIM (percent) for every ordered language pair (or each language to and from `pivot`),
     per domain and for `all`."""
-    emb, meta = _check_inputs(embeddings, meta)
+    emb, meta = check_inputs(embeddings, meta)
     if margin_k < 1 or bootstrap < 0:
         raise UserError(f"xsim: margin k {margin_k} must be >= 1 and --bootstrap >= 0")
     present = sorted(meta["lang"].unique().to_list())
-    ordered = _resolve_pairs(present, "all", pivot)
+    ordered = resolve_pairs(present, "all", pivot)
     unit = l2_normalise(emb)
     out: list[dict[str, Any]] = []
     boots: dict[int, BootstrapMeans] = {}
-    for s, t, both in _pair_groups(ordered):
-        src = meta.filter(pl.col("lang") == s)
-        tgt = meta.filter(pl.col("lang") == t)
-        shared = np.intersect1d(src["code"].to_numpy(), tgt["code"].to_numpy())
-        if shared.size <= margin_k:
+    for s, t, both in pair_groups(ordered):
+        src, tgt = shared_rows(meta, s, t)
+        if src.height <= margin_k:
             continue  # too few shared sentences for a k-neighbourhood: no figure
-        src = src.filter(pl.col("code").is_in(shared)).sort("code")
-        tgt = tgt.filter(pl.col("code").is_in(shared)).sort("code")
         q, d = unit[src["row"].to_numpy()], unit[tgt["row"].to_numpy()]
-        gold = np.arange(shared.size)  # both sides sorted by id: the i-th query's gold is i
+        gold = np.arange(src.height)  # both sides sorted by id: the i-th query's gold is i
         means = knn_means(q, d, margin_k, block_size)
         ranks = pair_gold_ranks(
             q, d, gold, scorings=("margin",), margin_means=means, reverse=both,
@@ -80,7 +77,8 @@ def xsim_results(
                 mask = np.ones(domains.size, bool) if domain == ALL_DOMAINS else domains == domain
                 base = {"analysis": ANALYSIS, "layer": layer, "src_lang": a, "tgt_lang": b,
                         "domain": domain}  # fmt: skip
-                out.extend(summarise_columns({"xsim": errors[mask]}, base, bootstrap, seed, boots))
+                rows = summarise_columns({"xsim": errors[mask]}, base, bootstrap, seed, boots)
+                out += [{**row, "pool": src.height} for row in rows]
     return results_frame(out)
 
 

@@ -40,6 +40,34 @@ from xrdiag.errors import UserError
     show_default=True,
     help="Seeded sample of queries per language for the language-bias rank spread.",
 )
+@click.option(
+    "--pool",
+    type=click.Choice(["common", "domain"]),
+    default="common",
+    show_default=True,
+    help="Retrieval candidates: one pool per language pair for every domain's queries, or "
+    "equal-size seeded pools within each domain (--pool-size, --pool-repeats).",
+)
+@click.option("--pool-size", type=int, default=None, help="With --pool domain (default: smallest).")
+@click.option("--pool-repeats", type=int, default=5, show_default=True, help="Draws per domain.")
+@click.option(
+    "--duplicates",
+    type=click.Choice(["text", "id"]),
+    default="text",
+    show_default=True,
+    help="text: a candidate whose text equals the gold's counts as correct; id: strict ids.",
+)
+@click.option("--margin-k", type=int, default=4, show_default=True, help="k of the ratio margin.")
+@click.option(
+    "--lir-components",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Directions LIR (and mean_subspace) remove.",
+)
+@click.option(
+    "--block-size", type=int, default=4096, show_default=True, help="Query rows per matmul block."
+)
 @click.option("--projection", type=click.Choice(["pca", "umap"]), default="pca", show_default=True)
 @click.option("--projection-max-points", type=int, default=None, help="Seeded cap, reported.")
 @click.option("--probe-max-rows", type=int, default=None, help="Seeded cap of probe rows.")

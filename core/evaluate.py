@@ -13,7 +13,7 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -57,6 +57,16 @@ class EvalOptions:
     # Language bias ranks each query against every row of every language: a seeded sample of
     # queries per language keeps it to seconds; `n` in the results says how many were used.
     bias_queries_per_lang: int | None = 200
+    # Retrieval candidate pools (analyses/retrieval.py): one common pool per language pair, or
+    # equal-size seeded within-domain pools; identical texts under two ids count as the gold
+    # ("text") or not ("id"); k of the margin; components LIR removes; rows per matmul block.
+    pool: str = "common"
+    pool_size: int | None = None
+    pool_repeats: int = 5
+    duplicates: str = "text"
+    margin_k: int = 4
+    lir_components: int = 1
+    block_size: int = 4096
     projection: str = "pca"
     projection_max_points: int | None = None
     probe_max_rows: int | None = None
@@ -136,17 +146,18 @@ def run_eval(
     checkpoint = checkpoint_name(model)
     frames: list[pl.DataFrame] = []
     from_cache: list[str] = []
-    projection: pl.DataFrame | None = None
+    extra: dict[str, list[pl.DataFrame]] = {}  # projection, queries: written beside the results
     for name in options.analyses:
         spec = registry.get(name)
         report(name, 0, None)
         with _timed(timings, name):
             inputs = _inputs(spec, emb, corpus, encoder, store, options, pivot, report)
-            frame = _cached_analysis(spec, inputs, emb, encoder, store, from_cache)
-        if spec.output == "projection":
-            projection = frame
-        else:
-            frames.append(frame)
+            outputs = _cached_analysis(spec, inputs, emb, encoder, store, from_cache)
+        for output, frame in outputs.items():
+            if output == "results":
+                frames.append(frame)
+            else:
+                extra.setdefault(output, []).append(frame)
         report(name, 1, 1)
     results = (
         pl.concat(frames).with_columns(pl.lit(checkpoint).alias("checkpoint"))
@@ -158,10 +169,16 @@ def run_eval(
     manifest["analyses_from_cache"] = from_cache
     out_dir.mkdir(parents=True, exist_ok=True)
     target = EvalDir(out_dir)
+    written = {target.results, target.rows, target.manifest}
     write_atomic(target.results, results.write_parquet)
     write_atomic(target.rows, emb.meta.write_parquet)
-    if projection is not None:
-        write_atomic(target.projection, projection.write_parquet)
+    for output, parts in extra.items():
+        path = target.output(output)
+        write_atomic(path, pl.concat(parts).write_parquet)
+        written.add(path)
+    for stale in target.outputs():  # an earlier eval's outputs must not pass for this one's
+        if stale not in written:
+            stale.unlink(missing_ok=True)
     write_atomic(  # the manifest last: an eval dir is complete once it exists
         target.manifest,
         lambda p: p.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"),
@@ -187,8 +204,11 @@ def _inputs(
 ) -> AnalysisInputs:
     """An analysis' inputs; the encoder (to embed new texts) only for those that need it."""
     opts = {name: getattr(options, name) for name in _option_names()}
+    texts = corpus.frame["text"].to_list()
     if not spec.needs_encoder:
-        return AnalysisInputs(emb.layers, emb.meta, opts, pivot=pivot, progress=report)
+        return AnalysisInputs(
+            emb.layers, emb.meta, opts, pivot=pivot, texts=texts, progress=report
+        )
     layers = sorted(emb.layers)
 
     def embed(rows: pl.DataFrame, label: str) -> dict[int, np.ndarray]:
@@ -211,7 +231,7 @@ def _inputs(
         emb.meta,
         opts,
         pivot=pivot,
-        texts=corpus.frame["text"].to_list(),
+        texts=texts,
         embed=embed,
         lexicon=load_lexicon,
         progress=report,
@@ -229,8 +249,8 @@ def _cached_analysis(
     encoder: Encoder,
     store: ArrayStore,
     from_cache: list[str],
-) -> pl.DataFrame:
-    """An analysis' frame, from the cache when the same embeddings, options and code made it.
+) -> dict[str, pl.DataFrame]:
+    """An analysis' frames by output name, from the cache when the same inputs and code made it.
 
     The analyses are deterministic given these (every random choice takes the seed), so a
     warm rerun of `xrdiag eval` costs a cache read instead of minutes of probes and bootstraps.
@@ -248,12 +268,19 @@ def _cached_analysis(
     hit = store.get(key)
     if hit is not None:
         from_cache.append(spec.name)
-        return pl.read_parquet(io.BytesIO(hit["parquet"].tobytes()))
-    frame = spec.function()(inputs)
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    store.put(key, {"parquet": np.frombuffer(buffer.getvalue(), dtype=np.uint8)})
-    return frame
+        return {
+            name[len("parquet:") :]: pl.read_parquet(io.BytesIO(array.tobytes()))
+            for name, array in hit.items()
+        }
+    found = spec.function()(inputs)
+    frames = dict(found) if isinstance(found, Mapping) else {spec.output: found}
+    arrays = {}
+    for name, frame in frames.items():
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        arrays[f"parquet:{name}"] = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+    store.put(key, arrays)
+    return frames
 
 
 def _plain(value: Any) -> Any:

@@ -59,6 +59,19 @@ class EvalDir:
     def projection(self) -> Path:
         return self.root / names.PROJECTION
 
+    def output(self, name: str) -> Path:
+        """Where an analysis' extra output `name` (projection, queries) is written."""
+        return self.root / f"{name}.parquet"
+
+    def outputs(self) -> list[Path]:
+        """The files an evaluation writes that exist here (the manifest apart)."""
+        known = [self.results, self.rows, self.projection, self.queries]
+        return [p for p in known if p.is_file()]
+
+    @property
+    def queries(self) -> Path:
+        return self.root / names.QUERIES
+
     def exists(self) -> bool:
         """Whether the evaluation finished (the manifest is written last)."""
         return classify(self.root) == "eval"

@@ -9,7 +9,8 @@ RESULTS = "results.parquet"
 MANIFEST = "manifest.json"
 ROWS = "rows.parquet"
 PROJECTION = "projection.parquet"
-EVAL_OUTPUTS = (RESULTS, ROWS, PROJECTION, MANIFEST)
+QUERIES = "queries.parquet"  # per-query gold ranks of the primary retrieval figure
+EVAL_OUTPUTS = (RESULTS, ROWS, PROJECTION, QUERIES, MANIFEST)
 
 # A run directory (`xrdiag train --out`, a study's cell).
 RUN_FILE = "run.toml"

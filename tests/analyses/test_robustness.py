@@ -39,16 +39,19 @@ def make_data(seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray], pl.Data
 def naive(
     clean: np.ndarray, query: np.ndarray, meta: pl.DataFrame, src: str, tgt: str, domain: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-query hits (clean, perturbed) by argmax of float64 cosine, gold by id."""
+    """Per-query hits (clean, perturbed) by argmax of float64 cosine, gold by id.
+
+    The pool is the pair's common pool: every target row whose id has a source row, for the
+    queries of any domain."""
 
     def unit(x: np.ndarray) -> np.ndarray:
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     sub = meta.with_row_index("row")
-    if domain != "all":
-        sub = sub.filter(pl.col("domain") == domain)
     s = sub.filter(pl.col("lang") == src)
-    t = sub.filter(pl.col("lang") == tgt)
+    t = sub.filter((pl.col("lang") == tgt) & pl.col("id").is_in(s["id"].to_list()))
+    if domain != "all":
+        s = s.filter(pl.col("domain") == domain)
     doc_ids = t["id"].to_list()
     keep = [i for i, x in enumerate(s["id"].to_list()) if x in doc_ids]
     gold = np.array([doc_ids.index(s["id"][i]) for i in keep])

@@ -49,6 +49,7 @@ def test_writes_results_and_manifest(first_run) -> None:  # type: ignore[no-unty
     assert sorted(p.name for p in out.iterdir()) == [
         "manifest.json",
         "projection.parquet",
+        "queries.parquet",
         "results.parquet",
         "rows.parquet",
     ]
