@@ -392,8 +392,10 @@ def checkpoint_cka(
 
 
 def analyse(inputs: AnalysisInputs) -> pl.DataFrame:
-    """The registered `cka` analysis: every language pair per layer and domain, layer x layer."""
-    frames = [cross_language_cka(inputs.layers, inputs.meta, per_domain=True)]
+    """The registered `cka` analysis: every language pair per layer and domain (plain and
+    debiased linear CKA), and layer x layer."""
+    kinds = ("linear", "debiased")
+    frames = [cross_language_cka(inputs.layers, inputs.meta, kinds=kinds, per_domain=True)]
     if len(inputs.layers) > 1:
         frames.append(layer_cka(inputs.layers, inputs.meta))
     return pl.concat(frames)

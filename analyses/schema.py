@@ -53,6 +53,13 @@ def parse_metric(metric: str) -> tuple[str, str, str]:
 # The headline figure: recall@1 with cosine scoring and no correction.
 PRIMARY_RECALL = metric_name("recall@1", "cos", "none")
 
+# Cross-language CKA: the plain (biased) estimator and the debiased one (Song et al. 2012's
+# unbiased HSIC, as Nguyen et al. 2021 use it). At n comparable to the dimension plain linear
+# CKA is inflated (unrelated data at n=50, d=200 gives ~0.8), so one number that summarises
+# CKA is the debiased one; the plain one stays, labelled biased.
+LINEAR_CKA = "linear_cka"
+DEBIASED_CKA = "debiased_cka"
+
 
 def results_frame(rows: Iterable[Mapping[str, Any]], checkpoint: str = "") -> pl.DataFrame:
     """Build a results frame from row dicts; missing columns are null, `checkpoint` filled in.

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.paired import CellBootstrap, holm_adjust, paired_difference
+from xrdiag.analyses.schema import DEBIASED_CKA, LINEAR_CKA
 
 RECALL = "recall@1|cos|none"
 ALL = "all"
@@ -139,13 +140,18 @@ def _recall_figures(
 def _seed_figures(
     variant: str, frame: pl.DataFrame, n_resamples: int, seed: int
 ) -> list[dict[str, object]]:
-    """Probe accuracies and cross-language CKA at the last layer: mean over seeds, CI over seeds."""
+    """Probe accuracies and cross-language CKA at the last layer: mean over seeds, CI over seeds.
+
+    CKA is the debiased estimator where the results have it (plain linear CKA is inflated at
+    the sample sizes of a study's evaluation); older results fall back to the plain one.
+    """
     top = _last_layer(frame).filter(pl.col("domain") == ALL)
+    cka = DEBIASED_CKA if (top["metric"] == DEBIASED_CKA).any() else LINEAR_CKA
     picks = {
         "lang_probe_acc": top.filter(pl.col("metric") == "lang_probe_acc"),
         "domain_probe_acc": top.filter(pl.col("metric") == "domain_probe_acc"),
         "cross_lang_cka": top.filter(
-            (pl.col("metric") == "linear_cka") & (pl.col("src_lang") != pl.col("tgt_lang"))
+            (pl.col("metric") == cka) & (pl.col("src_lang") != pl.col("tgt_lang"))
         ),
     }
     rows: list[dict[str, object]] = []

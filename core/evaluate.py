@@ -206,9 +206,7 @@ def _inputs(
     opts = {name: getattr(options, name) for name in _option_names()}
     texts = corpus.frame["text"].to_list()
     if not spec.needs_encoder:
-        return AnalysisInputs(
-            emb.layers, emb.meta, opts, pivot=pivot, texts=texts, progress=report
-        )
+        return AnalysisInputs(emb.layers, emb.meta, opts, pivot=pivot, texts=texts, progress=report)
     layers = sorted(emb.layers)
 
     def embed(rows: pl.DataFrame, label: str) -> dict[int, np.ndarray]:

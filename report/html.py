@@ -148,7 +148,8 @@ def _results_section(res: pl.DataFrame, key: str, projection: pl.DataFrame | Non
         lo, _ = _range(list(mats.values()))
         for layer, frame in mats.items():
             m, rows, cols = _matrix(frame)
-            chart = svg.heatmap(m, rows, cols, f"linear CKA, layer {layer}", vmin=lo, vmax=1.0)
+            label = tables.cka_label(tables.cka_metric(res))
+            chart = svg.heatmap(m, rows, cols, f"{label}, layer {layer}", vmin=lo, vmax=1.0)
             panels.append(f'<div data-panel="{group}" data-layer="{layer}">{chart}</div>')
         picker = (
             f'<label>CKA layer <select class="layer-select" data-group="{group}">{opts}</select>'

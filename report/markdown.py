@@ -89,7 +89,8 @@ def result_findings(results: pl.DataFrame, who: str) -> list[str]:
     if cka.height:
         last = cka.row(-1, named=True)
         out.append(
-            f"{who}: mean cross-language linear CKA {last['mean_cka']:.3f} at layer "
+            f"{who}: mean cross-language {tables.cka_label(tables.cka_metric(results))} "
+            f"{last['mean_cka']:.3f} at layer "
             f"{last['layer']} ({last['pairs']} language pairs)"
         )
     return out
@@ -183,9 +184,9 @@ def top_changes(comparison: pl.DataFrame, n: int = 25) -> pl.DataFrame:
 
 TITLES = {
     "recall_lang_domain": "Recall@1 by query language x domain (mean over target languages)",
-    "cka_lang_lang_layer": "Linear CKA, language x language, layer ",
+    "cka_lang_lang_layer": "CKA (debiased where computed), language x language, layer ",
     "probe_by_layer": "Probe accuracy by layer",
-    "cka_by_layer": "Mean cross-language linear CKA by layer",
+    "cka_by_layer": "Mean cross-language CKA (debiased where computed) by layer",
     "training_steps": "Training steps",
     "training_evals": "Training evaluations (dev subset)",
     "variants": "Study variants: figures with CI and vs the baseline",

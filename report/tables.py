@@ -12,10 +12,9 @@ from typing import Any
 
 import polars as pl
 
-from xrdiag.analyses.schema import PRIMARY_RECALL, metric_name
+from xrdiag.analyses.schema import DEBIASED_CKA, LINEAR_CKA, PRIMARY_RECALL, metric_name
 
 RECALL_BASE = "recall@1"
-CKA_METRIC = "linear_cka"
 PROBE_METRICS = ("lang_probe_acc", "domain_probe_acc")
 ALL = "all"
 MEAN = "mean"  # retrieval into every other language, averaged
@@ -98,16 +97,28 @@ def analysis_table(results: pl.DataFrame, analysis: str, layer: int | None = Non
     ).select(cols)
 
 
+def cka_metric(results: pl.DataFrame) -> str:
+    """The CKA the views show: debiased where the results have it, else plain linear CKA."""
+    present = results.filter(pl.col("metric") == DEBIASED_CKA).height if results.height else 0
+    return DEBIASED_CKA if present else LINEAR_CKA
+
+
+def cka_label(metric: str) -> str:
+    """How a view names a CKA metric: the plain estimator is said to be biased."""
+    return "debiased linear CKA" if metric == DEBIASED_CKA else "linear CKA (biased)"
+
+
 def cka_layers(results: pl.DataFrame) -> list[int]:
     """Layers that have cross-language CKA rows."""
-    cka = results.filter(pl.col("metric") == CKA_METRIC)
+    cka = results.filter(pl.col("metric") == cka_metric(results))
     return sorted(int(x) for x in cka["layer"].unique().drop_nulls().to_list())
 
 
 def cka_lang_lang(results: pl.DataFrame, layer: int, domain: str = ALL) -> pl.DataFrame:
-    """Symmetric language x language linear CKA at one layer (diagonal 1); columns lang, <langs>."""
+    """Symmetric language x language CKA (`cka_metric`) at one layer (diagonal 1)."""
+    metric = cka_metric(results)
     cka = results.filter(
-        (pl.col("metric") == CKA_METRIC) & (pl.col("layer") == layer) & (pl.col("domain") == domain)
+        (pl.col("metric") == metric) & (pl.col("layer") == layer) & (pl.col("domain") == domain)
     )
     if cka.height == 0:
         return pl.DataFrame()
@@ -133,8 +144,8 @@ def probe_by_layer(results: pl.DataFrame) -> pl.DataFrame:
 
 
 def cka_by_layer(results: pl.DataFrame) -> pl.DataFrame:
-    """Mean cross-language linear CKA (domain `all`) per layer: `layer`, `mean_cka`, `pairs`."""
-    cka = results.filter((pl.col("metric") == CKA_METRIC) & (pl.col("domain") == ALL))
+    """Mean cross-language CKA (`cka_metric`, domain `all`) per layer: layer, mean_cka, pairs."""
+    cka = results.filter((pl.col("metric") == cka_metric(results)) & (pl.col("domain") == ALL))
     return (
         cka.group_by("layer")
         .agg(pl.col("value").mean().alias("mean_cka"), pl.len().alias("pairs"))
@@ -281,7 +292,7 @@ def summary_frame(results: pl.DataFrame, pivot: str | None) -> pl.DataFrame:
             ),
         }
         cka = at_top.filter(
-            (pl.col("metric") == "linear_cka")
+            (pl.col("metric") == cka_metric(results))
             & (
                 ((pl.col("src_lang") == lang) & (pl.col("tgt_lang") == hub))
                 | ((pl.col("src_lang") == hub) & (pl.col("tgt_lang") == lang))

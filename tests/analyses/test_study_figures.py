@@ -197,3 +197,16 @@ def test_cells_pick_pivot_pairs_last_layer_and_flags() -> None:
     seen = cells.filter(pl.col("lang") == "fr")["lang_seen"].unique().to_list()
     assert seen == [True]
     assert cells.filter(pl.col("domain") == "news")["domain_seen"].unique().to_list() == [False]
+
+
+def test_cross_language_cka_figure_is_the_debiased_one_when_present() -> None:
+    """One CKA number summarising a variant is the debiased estimator where it was computed."""
+    frame = summary({"baseline": cell_values(0.0)})
+    debiased = frame.filter(pl.col("metric") == "linear_cka").with_columns(
+        pl.lit("debiased_cka").alias("metric"), (pl.col("value") - 0.5).alias("value")
+    )
+    figures = robustness_figures(pl.concat([frame, debiased]), PROTO, n_resamples=50)
+    cka = figures.filter(pl.col("figure") == "cross_lang_cka")["value"][0]
+    assert cka == pytest.approx(np.mean([0.30, 0.31, 0.32]))
+    plain = robustness_figures(frame, PROTO, n_resamples=50)
+    assert plain.filter(pl.col("figure") == "cross_lang_cka")["value"][0] == pytest.approx(0.81)

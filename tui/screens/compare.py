@@ -269,12 +269,19 @@ class CompareScreen(Screen):
         s = self.state
         layer = s.layer or 0
         self.query_one("#cka-controls", Static).update(
-            f"linear CKA  [l] layer {s.layer}  [d] domain {s.cka_domain}  [b] next B  [f] diff only"
+            f"{tables.cka_label(tables.cka_metric(self.frames[0]))}  [l] layer {s.layer}  "
+            f"[d] domain {s.cka_domain}  [b] next B  [f] diff only"
         )
 
         def grid(frame: pl.DataFrame, value: str = "value") -> rt.Matrix:
             return rt.lang_by_lang(
-                frame, "cka", "linear_cka", layer, s.cka_domain, value=value, symmetric=True
+                frame,
+                "cka",
+                tables.cka_metric(frame),
+                layer,
+                s.cka_domain,
+                value=value,
+                symmetric=True,
             )
 
         self.query_one("#cka-a-label", Static).update(f"A  {self.label_a}")

@@ -316,16 +316,18 @@ class DiagnosticsScreen(Screen):
 
     def _draw_cka(self) -> None:
         s = self.state
+        metric = tables.cka_metric(self.results)
         matrix = rt.lang_by_lang(
-            self.results, "cka", "linear_cka", s.layer or 0, s.cka_domain, symmetric=True
+            self.results, "cka", metric, s.layer or 0, s.cka_domain, symmetric=True
         )
         hub = s.target if s.target in matrix.rows else tables.default_target(matrix.rows)
         self.query_one("#cka-controls", Static).update(
-            f"linear CKA  [l] layer {s.layer}  [d] domain {s.cka_domain}  [t] curve against {hub}"
+            f"{tables.cka_label(metric)}  [l] layer {s.layer}  [d] domain {s.cka_domain}  "
+            f"[t] curve against {hub}"
         )
         self.query_one("#cka-heat", Heatmap).show(matrix, corner=f"layer {s.layer}")
         lines = [
-            (lang, tables.pair_series(self.results, "linear_cka", lang, hub or "", s.cka_domain))
+            (lang, tables.pair_series(self.results, metric, lang, hub or "", s.cka_domain))
             for lang in matrix.rows
             if lang != hub
         ]
