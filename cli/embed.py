@@ -20,13 +20,23 @@ from xrdiag.errors import UserError
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write .npz."
 )
 @click.option("--layers", default="last", show_default=True, help="all, last or e.g. 0,6,12.")
-@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "cls"]),
+    default=None,
+    help="Default: the model's (a checkpoint's training pooling), else mean.",
+)
 @click.option("--langs", default=None, help="Comma-separated languages (default: all).")
 @click.option("--domains", default=None, help="Comma-separated domains (default: all).")
 @click.option("--splits", default=None, help="Comma-separated splits (default: all).")
 @click.option("--max-per-domain", type=int, default=None, help="Seeded cap of ids per domain.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-length", type=int, default=512, show_default=True)
+@click.option(
+    "--max-length",
+    type=int,
+    default=None,
+    help="Tokens per sentence. Default: the model's (a checkpoint's training length), else 512.",
+)
 @click.option("--batch-size", type=int, default=None, help="Tokens per batch (default 4096).")
 @click.option("--prefix", default=None, help="Input prefix (default: the model's, e5: 'query: ').")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
@@ -37,13 +47,13 @@ def embed(
     columns: str | None,
     out: Path | None,
     layers: str,
-    pooling: str,
+    pooling: str | None,
     langs: str | None,
     domains: str | None,
     splits: str | None,
     max_per_domain: int | None,
     seed: int,
-    max_length: int,
+    max_length: int | None,
     batch_size: int | None,
     prefix: str | None,
     device: str,

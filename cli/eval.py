@@ -71,8 +71,18 @@ from xrdiag.errors import UserError
 @click.option("--projection", type=click.Choice(["pca", "umap"]), default="pca", show_default=True)
 @click.option("--projection-max-points", type=int, default=None, help="Seeded cap, reported.")
 @click.option("--probe-max-rows", type=int, default=None, help="Seeded cap of probe rows.")
-@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
-@click.option("--max-length", type=int, default=512, show_default=True)
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "cls"]),
+    default=None,
+    help="Default: the model's (a checkpoint's training pooling), else mean.",
+)
+@click.option(
+    "--max-length",
+    type=int,
+    default=None,
+    help="Tokens per sentence. Default: the model's (a checkpoint's training length), else 512.",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option(
     "--noise-kinds",

@@ -70,8 +70,9 @@ class EvalOptions:
     projection: str = "pca"
     projection_max_points: int | None = None
     probe_max_rows: int | None = None
-    pooling: str = "mean"
-    max_length: int = 512
+    # None: as the model says (a checkpoint records how it was trained), else mean and 512.
+    pooling: str | None = None
+    max_length: int | None = None
     device: str = "auto"
     token_budget: int = DEFAULT_TOKEN_BUDGET
     # Robustness to input noise (analyses/perturb.py): kinds, the per-unit rate, their seed.

@@ -74,11 +74,26 @@ def resolve_model_path(model: str) -> str:
     return model  # a hub id such as intfloat/multilingual-e5-small
 
 
-def default_prefix(model_path: str) -> str:
-    """The input prefix a model expects: e5 models want `query: ` for symmetric tasks."""
+def model_meta(model_path: str) -> dict[str, Any]:
+    """xrdiag's metadata of a model directory: how it embeds (prefix, pooling, max length, the
+    base model of a fine-tuned checkpoint); empty for a directory without it or a hub id."""
     meta_file = Path(model_path) / MODEL_META_FILE
-    if meta_file.is_file():
-        return str(json.loads(meta_file.read_text()).get("prefix_query", ""))
+    if not meta_file.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{meta_file}: unreadable model metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{meta_file}: expected a JSON object of model metadata")
+    return meta
+
+
+def default_prefix(model_path: str) -> str:
+    """The input prefix a model expects: its metadata's, else `query: ` for e5 models."""
+    meta = model_meta(model_path)
+    if "prefix_query" in meta:
+        return str(meta["prefix_query"])
     return "query: " if "e5" in Path(model_path).name.lower() else ""
 
 
@@ -128,18 +143,22 @@ class Encoder:
         model: str = DEFAULT_MODEL,
         *,
         device: str = "auto",
-        pooling: str = "mean",
-        max_length: int = 512,
+        pooling: str | None = None,
+        max_length: int | None = None,
         prefix: str | None = None,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         packed: bool = True,
     ) -> None:
+        self.model_name = model
+        self.model_path = resolve_model_path(model)
+        # A checkpoint says how it was trained to embed; explicit arguments still win.
+        meta = model_meta(self.model_path)
+        pooling = pooling if pooling is not None else str(meta.get("pooling", "mean"))
+        max_length = max_length if max_length is not None else int(meta.get("max_length", 512))
         if pooling not in POOLINGS:
             raise UserError(f"--pooling {pooling}: expected one of {', '.join(POOLINGS)}")
         if max_length < 2:
             raise UserError(f"--max-length {max_length}: expected at least 2")
-        self.model_name = model
-        self.model_path = resolve_model_path(model)
         self.device = pick_device(device)
         self.token_budget = token_budget
         self.packed = packed  # False forces the stock Hugging Face forward (padded batches)

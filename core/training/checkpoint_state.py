@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,31 @@ TRAINER_STATE = "trainer_state.json"
 TRAINER_TENSORS = "trainer.pt"
 
 
+def write_embedding_meta(model: Any, ckpt: Path) -> None:
+    """How the checkpoint embeds, so evaluation embeds as training did: the base model's own
+    metadata (if any) plus the prefix, pooling and max length the run used, and the base model.
+
+    Without it a fine-tuned hub e5 model (trained with "query: " because its name says e5)
+    would be evaluated without the prefix, its folder being named step-NNNNNN.
+    """
+    source = Path(model.model_path) / MODEL_META_FILE
+    meta = json.loads(source.read_text(encoding="utf-8")) if source.is_file() else {}
+    meta.update(
+        base_model=meta.get("base_model") or model.cfg.model.name,
+        prefix_query=model.prefix,
+        pooling=model.cfg.model.pooling,
+        max_length=model.max_length,
+    )
+    (ckpt / MODEL_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
 def save_state(model: Any, ckpt: Path, step: int) -> None:
     """Weights (safetensors, loadable by `--model`), tokenizer, and the trainer state."""
     import torch
 
     model.model.save_pretrained(ckpt, safe_serialization=True)
     model.tokenizer.save_pretrained(ckpt)
-    meta = Path(model.model_path) / MODEL_META_FILE
-    if meta.is_file():
-        shutil.copy2(meta, ckpt / MODEL_META_FILE)
+    write_embedding_meta(model, ckpt)
     tensors = {
         "optimizer": model.optimizer.state_dict(),
         "scheduler": model.scheduler.state_dict(),
