@@ -167,7 +167,7 @@ def _reevaluate(
     for tuple_field in ("analyses", "ks"):
         if tuple_field in opts:
             opts[tuple_field] = tuple(opts[tuple_field])
-    opts.update(langs=None, domains=None, max_per_domain=None)
+    opts.update(langs=None, domains=None, splits=None, max_per_domain=None)
     try:
         outcome = run_eval(
             str(model), str(corpus_file), out / "eval", EvalOptions(**opts), progress

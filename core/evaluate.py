@@ -48,6 +48,7 @@ class EvalOptions:
     layers: str = "last"
     langs: str | None = None
     domains: str | None = None
+    splits: str | None = None
     pivot: str | None = None
     columns: str | None = None  # the column mapping of an hf: corpus
     max_per_domain: int | None = None
@@ -123,6 +124,7 @@ def run_eval(
         corpus = load_corpus(corpus_path, columns=options.columns).filter(
             langs=options.langs,
             domains=options.domains,
+            splits=options.splits,
             max_per_domain=options.max_per_domain,
             seed=options.seed,
         )

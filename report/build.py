@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from xrdiag.analyses.schema import with_pool_column
 from xrdiag.core.layout import names
 from xrdiag.core.layout.atomic import write_text_atomic
 from xrdiag.core.layout.dirs import EvalDir, RunDir, StudyDir, classify
@@ -47,10 +48,27 @@ def _parquet(path: Path) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.is_file() else None
 
 
+OLD_POOLS = (
+    "results written before candidate pools were recorded (pool unknown): their per-domain "
+    "recall ranked each domain's queries among that domain's rows only, so domains with fewer "
+    "sentences look easier; re-evaluate for per-domain figures on one common pool"
+)
+
+
+def _results(frame: pl.DataFrame, src: Source, old: bool = False) -> pl.DataFrame:
+    """Results as the views expect them; older ones get an empty `pool` and a note."""
+    frame, missing = with_pool_column(frame)
+    old = old or missing
+    retrieval = frame.height and frame.filter(pl.col("analysis") == "retrieval").height
+    if old and retrieval and OLD_POOLS not in src.notes:
+        src.notes.append(OLD_POOLS)
+    return frame
+
+
 def load_eval(path: Path, label: str | None = None) -> Source:
     """An eval dir: results.parquet, manifest.json, projection.parquet if written."""
     found = EvalDir(path)
-    return Source(
+    src = Source(
         path=path,
         kind="eval",
         label=label or path.name,
@@ -58,6 +76,8 @@ def load_eval(path: Path, label: str | None = None) -> Source:
         manifest=_read_json(found.manifest),
         projection=_parquet(found.projection),
     )
+    src.results = _results(src.results, src)
+    return src
 
 
 def load_run(path: Path) -> Source:
@@ -68,9 +88,11 @@ def load_run(path: Path) -> Source:
     events = read_events(run.events_file) if run.events_file.is_file() else []
     status, finished = status_line(events)
     diags = run.evaluated()
+    raw = [pl.read_parquet(d.results) for d in diags]
+    old = any("pool" not in frame.columns for frame in raw)
     frames = [
-        pl.read_parquet(d.results).with_columns(pl.lit(d.root.name).alias("checkpoint"))
-        for d in diags
+        with_pool_column(frame)[0].with_columns(pl.lit(d.root.name).alias("checkpoint"))
+        for frame, d in zip(raw, diags, strict=True)
     ]
     results = pl.concat(frames) if frames else _empty()
     src = Source(
@@ -83,6 +105,7 @@ def load_run(path: Path) -> Source:
         status=status,
         finished=finished,
     )
+    src.results = _results(src.results, src, old)
     if diags:
         src.manifest = _read_json(diags[-1].manifest)
         src.projection = _parquet(diags[-1].projection)
@@ -104,6 +127,7 @@ def load_study(path: Path) -> Source:
                  results=summary if summary is not None else _empty(),
                  figures=_parquet(study.file(names.FIGURES)),
                  comparison=_parquet(study.file(names.COMPARISON)))  # fmt: skip
+    src.results = _results(src.results, src)
     src.finished = summary is not None and len(done) == len(cells)
     src.status = f"{len(done)} of {len(cells)} cells done"
     if not src.finished:
@@ -163,6 +187,7 @@ def pivots(src: Source) -> dict[str, pl.DataFrame]:
     for name, res in groups.items():
         tag = f"__{_slug(name)}" if name else ""
         out[f"recall_lang_domain{tag}"] = tables.recall_lang_domain(res)
+        out[f"retrieval_sizes{tag}"] = tables.retrieval_sizes(res)
         for layer in tables.cka_layers(res):
             out[f"cka_lang_lang_layer{layer}{tag}"] = tables.cka_lang_lang(res, layer)
         out[f"probe_by_layer{tag}"] = tables.probe_by_layer(res)

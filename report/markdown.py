@@ -184,6 +184,7 @@ def top_changes(comparison: pl.DataFrame, n: int = 25) -> pl.DataFrame:
 
 TITLES = {
     "recall_lang_domain": "Recall@1 by query language x domain (mean over target languages)",
+    "retrieval_sizes": "Queries (n) and candidates per query (pool) behind the recall table",
     "cka_lang_lang_layer": "CKA (debiased where computed), language x language, layer ",
     "probe_by_layer": "Probe accuracy by layer",
     "cka_by_layer": "Mean cross-language CKA (debiased where computed) by layer",

@@ -62,6 +62,31 @@ def recall_lang_domain(results: pl.DataFrame, layer: int | None = None) -> pl.Da
     return wide.select("lang", *order).sort("lang")
 
 
+def retrieval_sizes(results: pl.DataFrame, layer: int | None = None) -> pl.DataFrame:
+    """Queries (`n`, per query language and target) and candidates (`pool`) behind the recall
+    table, per domain: `domain`, `n_min`, `n_max`, `pool_min`, `pool_max` (`all` last).
+
+    With the common pool, `pool` is the same in every domain of a pair; results written before
+    pools were recorded show it empty (their per-domain pools differed).
+    """
+    metric = primary_metric(results)
+    layer = top_layer(results) if layer is None else layer
+    if metric is None or layer is None:
+        return pl.DataFrame()
+    cells = results.filter(
+        (pl.col("metric") == metric) & (pl.col("layer") == layer) & pl.col("tgt_lang").is_not_null()
+    )
+    if cells.height == 0:
+        return pl.DataFrame()
+    pool = pl.col("pool") if "pool" in cells.columns else pl.lit(None, pl.Int64)
+    sizes = cells.group_by("domain").agg(
+        pl.col("n").min().alias("n_min"), pl.col("n").max().alias("n_max"),
+        pool.min().alias("pool_min"), pool.max().alias("pool_max"),
+    )  # fmt: skip
+    order = domains_order(sizes["domain"].to_list())
+    return sizes.sort(pl.col("domain").replace_strict(order, list(range(len(order)))))
+
+
 # Analyses the report and the dashboard draw with views of their own; every other registered
 # analysis is shown as a table of its rows (`analysis_table`), so a new one needs no view code.
 DEDICATED_VIEWS = ("retrieval", "cka", "probe", "projection")
@@ -379,6 +404,8 @@ def retrieval_cells(
     if target != MEAN:
         return frame.filter(pl.col("tgt_lang") == target)
     aggs = [pl.col(value).mean()] + ([pl.col("n").sum()] if "n" in frame.columns else [])
+    if "pool" in frame.columns:  # the pools of the averaged pairs; equal on a parallel corpus
+        aggs.append(pl.col("pool").max())
     return frame.group_by("src_lang", "domain").agg(aggs)
 
 

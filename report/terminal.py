@@ -44,6 +44,12 @@ def corpus_tables(console: Any, info: dict[str, Any]) -> None:
     alignment = info.get("alignment_completeness")
     if alignment is not None:
         console.print(f"ids present in every language: {alignment:.1%}")
+    if info.get("duplicate_text_groups"):
+        console.print(
+            f"identical texts under different ids: {info['duplicate_text_groups']:,} groups "
+            f"({info['duplicate_text_ids']:,} ids; kept in one split, and counted as the gold "
+            "by retrieval's --duplicates text)"
+        )
     warnings = info.get("problems") or []
     if not warnings:
         console.print("[green]no problems[/]")

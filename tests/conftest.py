@@ -31,7 +31,7 @@ def _bundled_texts() -> list[str]:
     import xrdiag
 
     path = Path(xrdiag.__file__).parent / "core" / "data" / "tico19_subset.parquet"
-    # Every 8th sentence (~5,000, all 13 languages): enough for a vocabulary, fast to train.
+    # Every 8th sentence (~7,000, all 18 languages): enough for a vocabulary, fast to train.
     return pl.read_parquet(path, columns=["text"])["text"].gather_every(8).to_list()
 
 

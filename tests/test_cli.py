@@ -39,9 +39,9 @@ def test_corpus_info_default_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     info = json.loads(out)
     assert info["n_ids"] == 3071
-    assert len(info["langs"]) == 13
-    assert info["alignment_completeness"] == 1.0
-    assert info["problems"] == []
+    assert len(info["langs"]) == 18
+    assert info["alignment_completeness"] == 3066 / 3071  # es-419's five placeholders dropped
+    assert info["problems"] == ["es-419: present for 3066 of 3071 ids"]
 
 
 def test_corpus_info_lists_problems_and_exits_2(

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from xrdiag.core.corpus.formats import read_source
+from xrdiag.core.corpus.hygiene import duplicate_groups, grouped_splits, placeholder_rows
 from xrdiag.core.corpus.langcodes import lang_problem, normalize_lang
 from xrdiag.core.corpus.raw import ROW, RawTable, err, msg
 from xrdiag.core.corpus.testsets import LAYOUTS as TESTSET_LAYOUTS
@@ -39,7 +40,7 @@ _WHAT = {
 
 
 def bundled_corpus_path() -> Path:
-    """The bundled TICO-19 subset (13 languages, 3,071 ids, CC0) shipped inside the package."""
+    """The bundled TICO-19 subset (18 languages, 3,071 ids, CC0) shipped inside the package."""
     return Path(__file__).parent.parent / "data" / "tico19_subset.parquet"
 
 
@@ -165,8 +166,8 @@ def _finish(frame: pl.DataFrame, ratios: tuple[float, float, float]) -> pl.DataF
     if "domain" not in frame.columns:
         frame = frame.with_columns(pl.lit(DEFAULT_DOMAIN).alias("domain"))
     if "split" not in frame.columns:
-        ids = frame["id"].unique().to_list()
-        mapping = {i: split_of(i, ratios) for i in ids}
+        # Ids that share a sentence share a split: no sentence in both train and dev/test.
+        mapping = grouped_splits(frame, lambda i: split_of(i, ratios))
         frame = frame.with_columns(pl.col("id").replace_strict(mapping).alias("split"))
     extra = [c for c in frame.columns if c not in CORE and c not in ("label", ROW)]
     label = ["label"] if "label" in frame.columns else []
@@ -300,6 +301,14 @@ class Corpus:
             problems.append(f"{singles} ids have a single language (no translation to align)")
         if self.layout not in TESTSET_LAYOUTS:
             problems += [f"split {s!r} is empty" for s, n in split_ids.items() if n == 0]
+        placeholders = placeholder_rows(f)
+        if placeholders.height:
+            example = placeholders.row(0, named=True)
+            problems.append(
+                f"{placeholders.height} rows are placeholders, not sentences (e.g. id "
+                f"{example['id']!r}, {example['lang']}: {example['text']!r})"
+            )
+        duplicates = duplicate_groups(f)
         return {
             "source": self.source,
             "layout": self.layout,
@@ -314,6 +323,11 @@ class Corpus:
             "split_rows": {s: f.filter(pl.col("split") == s).height for s in SPLITS},
             "alignment_completeness": n_aligned / n_ids,
             "coverage": coverage,
+            # Groups of ids sharing one sentence in a language: information, not a problem
+            # (retrieval counts them as the gold with --duplicates text; splits keep them whole).
+            "duplicate_text_groups": duplicates.height,
+            "duplicate_text_ids": int(duplicates["ids"].list.len().sum() or 0),
+            "placeholder_rows": placeholders.height,
             "problems": problems,
         }
 

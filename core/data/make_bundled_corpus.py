@@ -12,9 +12,12 @@ from pathlib import Path
 
 import polars as pl
 
-# TICO-19 code -> BCP-47. 13 languages for script and family diversity. Amharic is not in
-# TICO-19; Tigrinya (`ti`, the same Ge'ez script, also Ethio-Semitic) stands in for it. TICO-19
-# carries Latin-American Spanish twice (es-LA and es-419, identical texts): es-LA is taken.
+# TICO-19 code -> BCP-47. 13 languages for script and family diversity, plus five where the
+# embedded model is weak (X->en recall@1 over the dev+test ids: Kanuri 0.44, Oromo 0.61,
+# Luganda 0.77, Hausa 0.80, Lingala 0.84), where training methods can still move alignment.
+# Amharic is not in TICO-19; Tigrinya (`ti`, the same Ge'ez script, also Ethio-Semitic) stands
+# in for it. TICO-19 carries Latin-American Spanish twice (es-LA and es-419, identical texts):
+# es-LA is taken.
 LANGS = {
     "en": "en",
     "fr": "fr",
@@ -29,7 +32,14 @@ LANGS = {
     "sw": "sw",
     "id": "id",
     "ti": "ti",
+    "ha": "ha",
+    "lg": "lg",
+    "ln": "ln",
+    "om": "om",
+    "kr": "kr",
 }
+# A translation memory's marker of a missing segment, not a sentence.
+PLACEHOLDER = r"^\{[^{}\s]{1,16}\}$"
 HERE = Path(__file__).resolve().parent
 DEFAULT_SOURCE = HERE.parents[2] / "shared" / "data" / "tico19" / "tico19.parquet"
 OUTPUT = HERE / "tico19_subset.parquet"
@@ -40,6 +50,7 @@ def build(source: Path, output: Path = OUTPUT) -> pl.DataFrame:
     frame = (
         pl.read_parquet(source)
         .filter(pl.col("lang").is_in(list(LANGS)))
+        .filter(~pl.col("text").str.contains(PLACEHOLDER))
         .with_columns(pl.col("lang").replace_strict(LANGS))
         .select("id", "lang", "domain", "source", "text")
         .sort("id", "lang")

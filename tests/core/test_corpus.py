@@ -323,20 +323,9 @@ def test_aligned_ids_and_describe(parquet_corpus: Corpus) -> None:
 # ---- the bundled corpus -------------------------------------------------------------------
 
 BUNDLED_LANGS = [
-    "ar",
-    "bn",
-    "en",
-    "es-419",
-    "fa",
-    "fr",
-    "hi",
-    "id",
-    "pt-BR",
-    "ru",
-    "sw",
-    "ti",
-    "zh",
-]  # noqa: E501
+    "ar", "bn", "en", "es-419", "fa", "fr", "ha", "hi", "id", "kr", "lg", "ln", "om", "pt-BR",
+    "ru", "sw", "ti", "zh",
+]  # fmt: skip
 
 
 def test_bundled_corpus(bundled: Corpus) -> None:
@@ -352,10 +341,12 @@ def test_bundled_corpus(bundled: Corpus) -> None:
         "travel",
     ]  # noqa: E501
     assert bundled.frame["id"].n_unique() == 3071
-    assert len(bundled) == 3071 * 13
-    assert len(bundled.aligned_ids()) == 3071
+    assert len(bundled) == 3071 * 18 - 5  # five {NS} placeholders of es-419 left out
+    assert len(bundled.aligned_ids()) == 3066
     info = bundled.describe()
-    assert info["alignment_completeness"] == 1.0 and info["problems"] == []
+    assert info["placeholder_rows"] == 0
+    assert info["problems"] == ["es-419: present for 3066 of 3071 ids"]
+    assert info["duplicate_text_groups"] == 236
     assert "source" in bundled.frame.columns
     data = bundled_corpus_path().parent
     assert (data / "LICENSE-CC0.md").exists() and (data / "PROVENANCE.md").exists()
@@ -368,7 +359,15 @@ def test_bundled_corpus_matches_shared_tico19_when_present(bundled: Corpus) -> N
         pytest.skip("../shared/data is not here (a clone alone)")
     raw = pl.read_parquet(shared).filter(pl.col("lang") == "es-LA").sort("id")
     ours = bundled.frame.filter(pl.col("lang") == "es-419").sort("id")
-    assert ours["text"].to_list() == raw["text"].to_list()
+    placeholder = raw["text"] == "{NS}"  # TICO-19's "no segment" marker: left out
+    assert placeholder.sum() == 5
+    assert ours["text"].to_list() == raw.filter(~placeholder)["text"].to_list()
+    for lang in ("ha", "lg", "ln", "om", "kr"):
+        got = bundled.frame.filter(pl.col("lang") == lang).sort("id")["text"].to_list()
+        assert (
+            got
+            == pl.read_parquet(shared).filter(pl.col("lang") == lang).sort("id")["text"].to_list()
+        )
 
 
 # ---- gettext ------------------------------------------------------------------------------

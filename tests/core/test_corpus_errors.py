@@ -287,7 +287,7 @@ def bundled() -> Corpus:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"langs": ["de"]}, "--langs: 'de' is not in the corpus; available: ar, bn, en, es-419, fa, fr, hi, id, pt-BR, ru, sw, ti, zh"),  # noqa: E501
+        ({"langs": ["de"]}, "--langs: 'de' is not in the corpus; available: ar, bn, en, es-419, fa, fr, ha, hi, id, kr, lg, ln, om, pt-BR, ru, sw, ti, zh"),  # noqa: E501
         ({"langs": ["english"]}, f"--langs: 'english' is not a language code (primary subtag 'english' is 7 letters long, not 2 or 3); {LANG_HINT}"),  # noqa: E501
         ({"domains": "legal"}, "--domains: 'legal' is not in the corpus; available: conversation, encyclopedia, medical, news, official, travel"),  # noqa: E501
         ({"splits": "val"}, "--splits: 'val' is not a split; expected train, dev or test"),

@@ -11,6 +11,7 @@ import pytest
 
 from xrdiag.analyses.registry import parse_analyses
 from xrdiag.analyses.retrieval import retrieval_results
+from xrdiag.analyses.schema import PRIMARY_RECALL as PRIMARY
 from xrdiag.analyses.schema import validate_results
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.encoding.encoder import Encoder
@@ -136,3 +137,25 @@ def test_bad_requests(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--layers 9"):
         run_eval(str(tiny_model_dir), "default", tmp_path, options(layers="9"))
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_bundled_corpus_has_one_pool_per_pair_for_every_domain(tiny_model_dir, tmp_path):  # type: ignore[no-untyped-def]
+    """Every domain's queries are ranked among the same candidates: the pair's dev+test rows."""
+    opts = EvalOptions(
+        analyses=("retrieval",), langs="en,fr,ha", splits="dev,test", bootstrap=0, ks=(1,),
+        device="cpu", bias_queries_per_lang=20,
+    )  # fmt: skip
+    out = run_eval(str(tiny_model_dir), "default", tmp_path / "ev", opts)
+    rows = load_corpus("default").filter(langs="en,fr,ha", splits="dev,test").frame
+    retrieval = out.results.filter(
+        (pl.col("analysis") == "retrieval") & pl.col("tgt_lang").is_not_null()
+    )
+    for (src, tgt), group in retrieval.group_by("src_lang", "tgt_lang"):
+        shared = set(rows.filter(pl.col("lang") == src)["id"]) & set(
+            rows.filter(pl.col("lang") == tgt)["id"]
+        )
+        assert set(group["pool"]) == {len(shared)}, (src, tgt)
+        per_domain = group.filter(pl.col("domain") != "all", pl.col("metric") == PRIMARY)
+        assert per_domain["n"].sum() == len(shared)  # the domains' queries add up to all
+    queries = pl.read_parquet(tmp_path / "ev" / "queries.parquet")
+    assert set(queries["pool"]) == set(retrieval["pool"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -322,3 +323,22 @@ def test_rewriting_a_report_drops_tables_it_no_longer_has(
     after = {p.name for p in (out / "tables").iterdir()}
     assert after and not any("__" in name for name in after)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_results_without_pool_load_and_the_report_says_so(eval_a: Path, tmp_path: Path) -> None:
+    """An eval written before `pool` was recorded still reports; its pool is unknown (null),
+    and the report names why its per-domain figures are not comparable."""
+    old = tmp_path / "old-eval"
+    shutil.copytree(eval_a, old)
+    frame = pl.read_parquet(old / "results.parquet")
+    assert frame["pool"].drop_nulls().len() > 0  # a current eval records it
+    frame.drop("pool").write_parquet(old / "results.parquet")
+    written = write_report([old], tmp_path / "rep", formats=("md", "parquet"))
+    md = written["md"].read_text()
+    assert "pool unknown" in md
+    sizes = pl.read_parquet(tmp_path / "rep" / "tables" / "retrieval_sizes.parquet")
+    assert sizes["pool_max"].null_count() == sizes.height
+    current = write_report([eval_a], tmp_path / "rep2", formats=("md", "parquet"))
+    assert "pool unknown" not in current["md"].read_text()
+    sizes = pl.read_parquet(tmp_path / "rep2" / "tables" / "retrieval_sizes.parquet")
+    assert sizes["pool_min"].to_list() == sizes["pool_max"].to_list()  # one pool per pair set

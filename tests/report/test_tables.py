@@ -37,11 +37,12 @@ def test_cka_matrix_is_the_pair_rows(results: pl.DataFrame) -> None:
     assert tables.cka_layers(results) == [0, 1, 2]
     m = tables.cka_lang_lang(results, 2)
     langs = m["lang"].to_list()
-    assert m.columns[1:] == langs and len(langs) == 13
+    assert m.columns[1:] == langs and len(langs) == 18
+    assert tables.cka_metric(results) == "debiased_cka"  # the summaries' estimator
     rows = results.filter(
-        (pl.col("metric") == "linear_cka") & (pl.col("layer") == 2) & (pl.col("domain") == "all")
+        (pl.col("metric") == "debiased_cka") & (pl.col("layer") == 2) & (pl.col("domain") == "all")
     )
-    assert rows.height == 13 * 12 / 2
+    assert rows.height == 18 * 17 / 2
     for r in rows.iter_rows(named=True):
         i, j = langs.index(r["src_lang"]), langs.index(r["tgt_lang"])
         assert m[i, j + 1] == m[j, i + 1] == r["value"]

@@ -106,7 +106,7 @@ class Heatmap(DataTable):
 
 
 def describe(row: str, col: str, cell: Cell | None, fmt: str = "{:.3f}") -> str:
-    """One line about a cell: value, interval and sample size."""
+    """One line about a cell: value, interval, sample size and candidate pool."""
     if cell is None or cell.value is None:
         return f"{row} · {col}: no figure"
     text = f"{row} · {col}: {fmt.format(cell.value)}"
@@ -114,6 +114,8 @@ def describe(row: str, col: str, cell: Cell | None, fmt: str = "{:.3f}") -> str:
         text += f"  [{fmt.format(cell.ci_low)}, {fmt.format(cell.ci_high)}]"
     if cell.n is not None:
         text += f"  n={cell.n}"
+    if cell.pool is not None:
+        text += f"  pool={cell.pool}"
     if cell.mark:
         text += "  significant"
     return text

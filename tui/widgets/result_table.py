@@ -30,6 +30,7 @@ class Cell:
     ci_high: float | None = None
     n: int | None = None
     mark: str = ""
+    pool: int | None = None  # retrieval: candidates per query (chance recall@k = k / pool)
 
 
 @dataclass
@@ -81,6 +82,7 @@ def grid(
             ci_high=_opt_float(rec[ci[1]]) if ci[1] in names else None,
             n=rec.get("n"),
             mark=flag,
+            pool=rec.get("pool"),
         )
     return out
 
