@@ -211,20 +211,22 @@ class MultiBootstrap:
                                group_sums(p.sum(1), lay.query_stratum, lay.n_strata))  # fmt: skip
         rng = np.random.default_rng(seed)
         seed_w = _counts(rng.integers(0, s, (n_resamples, s)), s)  # [B, S]
-        id_w = np.zeros((n_resamples, len(lay.ids)))
-        for g in range(len(lay.domains)):
-            ids = lay.domain_ids(g)
-            if ids.stop > ids.start:
-                j = ids.stop - ids.start
-                id_w[:, ids] = _counts(rng.integers(0, j, (n_resamples, j)), j)
         num = np.zeros((n_resamples, a, lay.n_strata))
         den = np.zeros_like(num)
-        for k in range(lay.n_strata):
-            qk = np.flatnonzero(lay.query_stratum == k)
-            w = id_w[:, lay.query_id[qk]]  # [B, n_k]
+        for g in range(len(lay.domains)):
+            ids = lay.domain_ids(g)
+            j = ids.stop - ids.start
+            if j == 0:
+                continue
+            id_w = _counts(rng.integers(0, j, (n_resamples, j)), j)  # [B, J_g]
+            strata = np.flatnonzero(lay.stratum_domain == g)
+            qs = np.flatnonzero(np.isin(lay.query_stratum, strata))
+            col = np.searchsorted(strata, lay.query_stratum[qs])
             for arr, out in ((x, num), (p, den)):
-                per_seed = (w @ arr[:, :, qk].reshape(a * s, qk.size).T).reshape(-1, a, s)
-                out[:, :, k] = np.einsum("bs,bas->ba", seed_w, per_seed)
+                dense = np.zeros((j, a, s, strata.size))  # this domain's ids x cells
+                dense[lay.query_id[qs] - ids.start, :, :, col] = arr[:, :, qs].transpose(2, 0, 1)
+                per_seed = (id_w @ dense.reshape(j, -1)).reshape(-1, a, s, strata.size)
+                out[:, :, strata] = np.einsum("bs,bask->bak", seed_w, per_seed)
         self.means = _ratio(num, den)
 
     def figure(self, figure: Figure, arm: str) -> np.ndarray:
