@@ -31,7 +31,8 @@ by (S - 1) / S; this construction stayed at or below 0.06 on the whole grid.
 
 The minimum detectable effect is the |delta| at which this test rejects with the requested
 power if the variance parts equal their estimates (plug-in power, Cohen 1988, ch. 2),
-replicate studies drawing their own V_seed: the t analogue of (z_{1-a/2} + z_power) SE.
+replicate studies drawing their own V_seed: the t analogue of (z_{1-a/2} + z_power) SE,
+with the seed part at its median-unbiased value (`mde`).
 
 Everything is vectorised over leading axes, so many simulated studies are one call.
 """
@@ -204,8 +205,16 @@ def _mde_table(k: int, alpha: float, power: float) -> tuple[np.ndarray, np.ndarr
 
 
 def mde(v_seed: np.ndarray, v_item: np.ndarray, k: int, alpha: float, power: float) -> np.ndarray:
-    """Smallest |delta| the test detects with `power` if the variances are as estimated."""
+    """Smallest |delta| the test detects with `power`, the variance parts as estimated.
+
+    The seed part enters at its median-unbiased value V_seed k / chi2_{k,0.5} (x 1.44 at 3
+    seeds): with the unbiased V_seed the reported MDE is below the true one in most studies
+    (simulated power at the median reported MDE 0.71-0.78; with this, 0.83-0.86).
+    """
+    from scipy.special import chdtri
+
     grid, factor = _mde_table(k, float(alpha), float(power))
+    v_seed = np.asarray(v_seed, dtype=np.float64) * k / chdtri(k, 0.5)
     se = np.sqrt(v_seed + v_item)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.sqrt(v_seed) / se

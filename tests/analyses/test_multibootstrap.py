@@ -263,8 +263,9 @@ def test_quantile_inverts_pvalue_so_ci_and_p_agree() -> None:
 
 
 def test_mde_limits_are_noncentral_t_and_normal() -> None:
-    from scipy.special import nctdtr, stdtrit
+    from scipy.special import chdtri, nctdtr, stdtrit
 
+    ncp = {}
     for k in (2, 4):
         crit = stdtrit(k, 0.975)
         lo, hi = 0.0, 30.0  # noncentral t: P(|T_k(ncp)| > crit) = 0.8
@@ -272,11 +273,16 @@ def test_mde_limits_are_noncentral_t_and_normal() -> None:
             mid = (lo + hi) / 2
             power = 1 - nctdtr(k, mid, crit) + nctdtr(k, mid, -crit)
             lo, hi = (mid, hi) if power < 0.8 else (lo, mid)
-        assert tw.mde(np.array(4.0), np.array(0.0), k, 0.05, 0.8) == pytest.approx(2 * lo, rel=1e-3)
+        ncp[k] = lo
+        se = np.sqrt(4.0 * k / chdtri(k, 0.5))  # the seed part, median-unbiased
+        assert tw.mde(np.array(4.0), np.array(0.0), k, 0.05, 0.8) == pytest.approx(
+            se * lo, rel=1e-3
+        )
     z = 1.959963984540054 + 0.8416212335729143
     assert tw.mde(np.array(0.0), np.array(9.0), 2, 0.05, 0.8) == pytest.approx(3 * z, rel=1e-3)
     both = tw.mde(np.array([0.5]), np.array([0.5]), 2, 0.05, 0.8)[0]
-    assert 2.8 < both < 2 * lo  # between the two limits
+    se = np.sqrt(0.5 * 2 / chdtri(2, 0.5) + 0.5)
+    assert 2.8 * se < both < ncp[2] * se  # between the two limits
 
 
 def test_paired_contrast_on_a_frame_edge_cases_and_missing_values() -> None:
