@@ -125,7 +125,11 @@ def _effect_mask(spec: StudySpec) -> np.ndarray:
 
 
 def simulate(spec: StudySpec, n_studies: int, seed: int) -> np.ndarray:
-    """values [n_studies, 2 (variant, baseline), seeds, Q] of 0/1 hits; one RNG stream."""
+    """values [n_studies, 2 (variant, baseline), seeds, Q] of 0/1 hits.
+
+    One RNG stream for the batch, drawn in blocks of studies: study i of a batch of n is not
+    study i of a batch of m != n (every batch is reproducible from its seed and size).
+    """
     lay = layout(spec)
     rng = np.random.default_rng(seed)
     qs, qi = lay.query_stratum, lay.query_id
@@ -189,3 +193,11 @@ def noise_ratio(spec: StudySpec, weights: np.ndarray) -> float:
     item_var = 2 * (w**2 * raw / (spec.seeds * np.repeat(ids, spec.pairs))).sum()
     item_var += 2 * spec.item_arm_sd**2 * (by_domain**2 / ids).sum()
     return float(np.sqrt(seed_var / item_var))
+
+
+def with_noise_ratio(spec: StudySpec, ratio: float, weights: np.ndarray) -> StudySpec:
+    """The spec with seed_sd and seed_pair_sd scaled so that noise_ratio is `ratio`
+    (seed_sd alone, set to 1 first, when both are 0)."""
+    base = spec if spec.seed_sd or spec.seed_pair_sd else replace(spec, seed_sd=1.0)
+    scale = ratio / noise_ratio(base, weights)
+    return replace(base, seed_sd=base.seed_sd * scale, seed_pair_sd=base.seed_pair_sd * scale)
