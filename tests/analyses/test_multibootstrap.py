@@ -371,3 +371,17 @@ def test_seed_sign_flip_hartigan_interval_agrees_with_p(n_seeds: int) -> None:
 def test_holm_over_contrasts() -> None:
     cs = [mb.Contrast(0.0, 0, 0, p, 0, 3, 10, "x") for p in (0.01, 0.04, float("nan"), 0.002)]
     np.testing.assert_array_equal(mb.holm(cs), holm_adjust([0.01, 0.04, np.nan, 0.002]))
+
+
+def test_new_modules_stay_headless() -> None:
+    """Importing them loads no heavy library (scipy only inside the functions that need it)."""
+    import subprocess
+    import sys
+
+    mods = ["study_data", "twoway", "multibootstrap", "study_sim"]
+    code = (
+        f"import sys, importlib; [importlib.import_module('xrdiag.analyses.' + m) for m in {mods}];"
+        "print([m for m in sys.modules if m.split('.')[0] in ('scipy', 'torch', 'sklearn')])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
