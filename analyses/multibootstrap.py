@@ -8,9 +8,10 @@ module compares arms with seeds and ids as the two random factors.
   Reproductions for Robustness Analysis", ICLR, section 3): each resample draws seeds and
   ids together, the same seeds and ids for every arm, ids within their domain (every
   language pair of a domain shares its ids). Percentile intervals of any figure of the
-  resampled per-stratum means. Its variance is (S - 1)/S of the seed part plus about twice
-  the seed x id residual (Owen 2007, "The pigeonhole bootstrap"): with 3 seeds and strong
-  seed noise it is too narrow, so it is offered for description, not for the verdict.
+  resampled per-stratum means. Its variance keeps (S - 1)/S of the seed part and counts the
+  seed x id residual 2-3 times (Owen 2007, "The pigeonhole bootstrap"): too narrow with 3
+  seeds and strong seed noise, too wide without seed noise (false positives 0.00-0.10 in
+  bench/study_calibration.py), so it is offered for description, not for the verdict.
 * `paired_contrast`, `figure_interval`: the calibrated procedure of `analyses.twoway` (two-
   way random-effects variance, generalized p-value with S - 1 seed degrees of freedom);
   every contrast carries its minimum detectable effect (80 % power, two-sided 0.05).
@@ -20,6 +21,9 @@ module compares arms with seeds and ids as the two random factors.
   fixed and its smallest two-sided p is 2 / 2^S: 0.25 at 3 seeds, 0.0625 at 5 (it can
   never reject at 0.05 with fewer than 6 seeds), 0.03125 at 6.
 * `holm`: Holm (1979) across a table of contrasts (`analyses.paired.holm_adjust`).
+
+Use: study = study_from_frame(per_query_frame); lay = study.layout;
+paired_contrast(study, mean_of(lay.mask(domains=unseen), "recall@1"), "hybrid", "baseline").
 """
 
 from __future__ import annotations
