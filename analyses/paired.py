@@ -9,20 +9,15 @@ exactly (all 2^n patterns) when n is small, else from a seeded Monte Carlo sampl
 (1 + hits) / (1 + draws) estimator of Phipson & Smyth (2010), which is never zero.
 
 Holm's step-down procedure (Holm, 1979) controls the family-wise error across every comparison
-of a table. Figure CIs are seeded percentile bootstraps (Efron & Tibshirani, 1993): for
-cell means of recall (a mean of 0/1 outcomes over `n` queries) the resampling is hierarchical,
-seeds with replacement and then queries within each cell (a Binomial(n, value) redraw is
-exactly a resample of that cell's 0/1 outcomes).
+of a table. A study's tests and intervals are in `analyses/multibootstrap.py`, which uses both
+(the sign-flip test on per-seed differences, Holm over a family of contrasts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
-
-from xrdiag.analyses.bootstrap import bootstrap_ci, percentile_interval
 
 # Above this many non-zero differences the exact test (2^n patterns) gives way to Monte Carlo.
 EXACT_MAX = 16
@@ -90,90 +85,3 @@ def holm_adjust(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
     out[order] = np.maximum.accumulate(scaled)
     return out
-
-
-@dataclass(frozen=True)
-class PairedResult:
-    """The mean paired difference, its bootstrap CI, its sign-flip p-value and the cell count."""
-
-    delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    n: int
-
-
-def paired_difference(
-    variant: Sequence[float] | np.ndarray,
-    baseline: Sequence[float] | np.ndarray,
-    *,
-    n_resamples: int = 2000,
-    draws: int = DRAWS,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> PairedResult:
-    """Compare paired values (same cells, same order): delta = mean(variant - baseline)."""
-    a = np.asarray(variant, dtype=np.float64)
-    b = np.asarray(baseline, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
-        raise ValueError(f"paired values need equal non-empty 1-d shapes, got {a.shape}, {b.shape}")
-    d = a - b
-    if np.all(d == 0.0):
-        low = high = 0.0
-    else:
-        low, high = bootstrap_ci(d, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    p = sign_flip_pvalue(d, draws=draws, seed=seed)
-    return PairedResult(float(d.mean()), float(low), float(high), p, int(d.size))
-
-
-class CellBootstrap:
-    """Hierarchical bootstrap over cells grouped by seed: resampled cell values and weights.
-
-    Resample r draws the seeds with replacement (a cell's weight is how often its seed was
-    drawn) and, when `binary`, redraws each cell's value as Binomial(n, value) / n (queries
-    with replacement). Any statistic built from weighted subset means then gets a percentile CI.
-    """
-
-    def __init__(
-        self,
-        values: np.ndarray,
-        n: np.ndarray,
-        seeds: np.ndarray,
-        *,
-        binary: bool = True,
-        n_resamples: int = 1000,
-        seed: int = 0,
-    ) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        counts = np.asarray(n, dtype=np.int64)
-        labels, seed_idx = np.unique(np.asarray(seeds), return_inverse=True)
-        rng = np.random.default_rng(seed)
-        drawn = rng.integers(0, labels.size, size=(n_resamples, labels.size))
-        per_seed = np.stack([np.bincount(row, minlength=labels.size) for row in drawn])
-        self.weights = per_seed[:, seed_idx].astype(np.float64)  # [r, cells]
-        if binary:
-            hits = rng.binomial(
-                np.maximum(counts, 1), np.clip(values, 0.0, 1.0), (n_resamples,) + values.shape
-            )
-            self.values = hits / np.maximum(counts, 1)
-        else:
-            self.values = np.broadcast_to(values, (n_resamples, values.size)).copy()
-
-    def subset_means(self, mask: np.ndarray) -> np.ndarray:
-        """Resampled weighted means over the cells in `mask`; NaN where no weight fell in it."""
-        m = np.asarray(mask, dtype=np.float64)
-        den = self.weights @ m
-        num = (self.weights * self.values) @ m
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-    def interval(
-        self, statistic: Callable[[CellBootstrap], np.ndarray], confidence: float = 0.95
-    ) -> tuple[float, float]:
-        """Percentile interval of `statistic(self)` (one value per resample), NaNs dropped."""
-        stats = np.asarray(statistic(self), dtype=np.float64)
-        stats = stats[np.isfinite(stats)]
-        if stats.size == 0:
-            return float("nan"), float("nan")
-        low, high = percentile_interval(stats, confidence)
-        return float(low), float(high)

@@ -1,39 +1,50 @@
-"""Robustness figures per variant and the comparison with the baseline, from summary.parquet.
+"""A study's figures per variant and its comparisons with the baseline, on per-query outcomes.
 
-Pure polars on frames plus `analyses.paired`: no model, no file. The unit is the *cell*: the
-recall@1 (cosine, no correction) of one (variant, seed, query language, document language,
-domain) at the last layer, with the pivot on one side. A cell's language is its non-pivot side;
-it is *seen* when training saw it (protocol.train_langs), and its domain is seen when it is in
-protocol.train_domains. Every figure is a mean over cells (equal weight), so a per-domain
-recall averages the languages and both directions, then the seeds.
+Pure polars and numpy, no model, no file. The unit of replication is right this time: a study
+is per-query outcomes (`analyses/study_data.py`: hit of recall@1, cosine, no correction, last
+layer, pivot on one side) of every variant x seed x (language pair, sentence id), and every
+interval, test and minimum detectable effect comes from the calibrated two-way (seeds x ids)
+test of `analyses/multibootstrap.py`: all cells of one seed share a model, all language pairs
+and variants share the sentences, and the test says so. The untouched base model is one fixed
+model: its outcomes stand in every seed, so its own interval is over ids only and "baseline -
+base" pairs each trained seed with it.
 
-Figures (`figure` column): `recall@1` (per domain, per language, and overall "all"),
-`worst_domain_recall@1` (the lowest domain mean; `domain` names it), `domain_gap` (seen minus
+Figures (`figure`): `recall@1` (overall, per domain, per language), `quadrant_recall@1` (lang
+and domain seen/unseen), `worst_domain_recall@1` (domain names it), `domain_gap` (seen minus
 unseen domains), `lang_gap` (seen minus unseen languages), `domain_spread` (population std of
-the domain means), `quadrant_recall@1` (lang and domain "seen"/"unseen"), `lang_probe_acc`,
-`domain_probe_acc` and `cross_lang_cka` (last layer, domain "all", means over seeds).
+the domain means); `lang_probe_acc`, `domain_probe_acc`, `cross_lang_cka` (debiased where
+present) as means over seeds with a t interval over seeds.
+
+Comparisons: one primary contrast per variant (default recall@1 on unseen languages x unseen
+domains), Holm over the primaries; every other figure is exploratory, Holm over those; and the
+training effect, baseline minus base. Each row carries its minimum detectable effect (80 %
+power, alpha), so "no difference" is never the verdict, "none larger than MDE" is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from xrdiag.analyses.paired import CellBootstrap, holm_adjust, paired_difference
+from xrdiag.analyses import multibootstrap as mb
 from xrdiag.analyses.schema import DEBIASED_CKA, LINEAR_CKA
+from xrdiag.analyses.study_data import Figure, Study, gap, mean_of, spread, study_from_frame, worst
 
-RECALL = "recall@1|cos|none"
 ALL = "all"
-CELL_KEYS = ("seed", "src_lang", "tgt_lang", "domain")
-_S, _F = pl.String, pl.Float64
-FIGURE_SCHEMA = {"variant": _S, "figure": _S, "lang": _S, "domain": _S,
-                 "value": _F, "ci_low": _F, "ci_high": _F, "n": pl.Int64}  # fmt: skip
+BASE = "base"
+PRIMARY_DEFAULT = ("quadrant_recall@1", "unseen", "unseen")
+_S, _F, _I = pl.String, pl.Float64, pl.Int64
+FIGURE_SCHEMA = {"variant": _S, "figure": _S, "lang": _S, "domain": _S, "value": _F,
+                 "ci_low": _F, "ci_high": _F, "n": _I, "n_seeds": _I, "pool": _I,
+                 "method": _S, "note": _S}  # fmt: skip
 COMPARISON_SCHEMA = {"variant": _S, "baseline": _S, "figure": _S, "lang": _S, "domain": _S,
-                     "value": _F, "value_baseline": _F, "delta": _F, "ci_low": _F, "ci_high": _F,
-                     "p_value": _F, "p_adjusted": _F, "significant": pl.Boolean}  # fmt: skip
+                     "role": _S, "value": _F, "value_baseline": _F, "delta": _F, "ci_low": _F,
+                     "ci_high": _F, "p_value": _F, "p_adjusted": _F, "significant": pl.Boolean,
+                     "mde": _F, "n": _I, "n_seeds": _I, "pool": _I, "p_seed_signflip": _F,
+                     "method": _S, "note": _S}  # fmt: skip
+OUTCOME_COLUMNS = ("variant", "seed", "src_lang", "tgt_lang", "domain", "id", "value", "pool")
 
 
 @dataclass(frozen=True)
@@ -45,206 +56,192 @@ class Protocol:
     train_domains: tuple[str, ...]
 
 
-def _last_layer(frame: pl.DataFrame) -> pl.DataFrame:
-    top = pl.col("layer") == pl.col("layer").max().over("variant", "seed")
-    return frame.filter(top)
+Key = tuple[str, str, str]  # (figure, lang, domain)
 
 
-def recall_cells(summary: pl.DataFrame, protocol: Protocol) -> pl.DataFrame:
-    """One row per cell: variant, seed, src_lang, tgt_lang, domain, lang, seen flags, value, n."""
-    if summary.height == 0:
-        return pl.DataFrame(schema={"variant": pl.String, "seed": pl.Int64, "value": pl.Float64})
+def outcomes_frame(queries: pl.DataFrame, variant: str, seed: int | None) -> pl.DataFrame:
+    """One evaluation's queries.parquet (ranks) as study outcomes: hit = rank 1, last layer."""
+    top = queries.filter(pl.col("layer") == pl.col("layer").max())
+    return top.select(
+        pl.lit(variant).alias("variant"), pl.lit(seed, dtype=pl.Int64).alias("seed"),
+        "src_lang", "tgt_lang", "domain", pl.col("id").cast(pl.String),
+        (pl.col("rank") == 1).cast(pl.Float64).alias("value"), "pool",
+    )  # fmt: skip
+
+
+def study_of(outcomes: pl.DataFrame, protocol: Protocol) -> Study:
+    """The pivot's pairs of every arm; the base model's single evaluation stands in every seed."""
     piv = protocol.pivot
-    rows = _last_layer(summary.filter(pl.col("analysis") == "retrieval")).filter(
-        (pl.col("metric") == RECALL)
-        & (pl.col("domain") != ALL)
-        & (pl.col("src_lang") != pl.col("tgt_lang"))
-        & ((pl.col("src_lang") == piv) | (pl.col("tgt_lang") == piv))
-    )
-    lang = pl.when(pl.col("src_lang") == piv).then(pl.col("tgt_lang")).otherwise("src_lang")
-    return (
-        rows.select(
-            "variant",
-            pl.col("seed").fill_null(-1),
-            "src_lang",
-            "tgt_lang",
-            "domain",
-            lang.alias("lang"),
-            "value",
-            "n",
-        )
-        .with_columns(
-            pl.col("lang").is_in(list(protocol.train_langs)).alias("lang_seen"),
-            pl.col("domain").is_in(list(protocol.train_domains)).alias("domain_seen"),
-        )
-        .sort("variant", *CELL_KEYS)
-    )
+    rows = outcomes.filter((pl.col("src_lang") == piv) | (pl.col("tgt_lang") == piv))
+    trained = rows.filter(pl.col("variant") != BASE)
+    seeds = sorted(trained["seed"].unique().to_list()) or [0]
+    base = rows.filter(pl.col("variant") == BASE).drop("seed")
+    copies = [base.with_columns(pl.lit(s, dtype=pl.Int64).alias("seed")) for s in seeds]
+    frame = pl.concat([trained, *copies], how="diagonal_relaxed") if copies else trained
+    return study_from_frame(frame.select(OUTCOME_COLUMNS[:-1]))
 
 
-def _subsets(cells: pl.DataFrame) -> list[tuple[str, str, str, np.ndarray]]:
-    """(figure, lang, domain, mask) of every cell-mean figure."""
-    out = [("recall@1", ALL, ALL, np.ones(cells.height, bool))]
-    dom, lang = cells["domain"].to_numpy(), cells["lang"].to_numpy()
-    out += [("recall@1", ALL, d, dom == d) for d in sorted(set(dom))]
-    out += [("recall@1", g, ALL, lang == g) for g in sorted(set(lang))]
-    ls, ds = cells["lang_seen"].to_numpy(), cells["domain_seen"].to_numpy()
-    for lname, lmask in (("seen", ls), ("unseen", ~ls)):
-        for dname, dmask in (("seen", ds), ("unseen", ~ds)):
-            if (lmask & dmask).any():
-                out.append(("quadrant_recall@1", lname, dname, lmask & dmask))
+def figure_set(study: Study, protocol: Protocol) -> list[tuple[Key, Figure]]:
+    """Every recall figure the study reports, keyed (figure, lang, domain)."""
+    lay, piv = study.layout, protocol.pivot
+    langs = sorted({t if s == piv else s for s, t, _ in lay.strata})
+    seen_l = [g for g in langs if g in protocol.train_langs]
+    unseen_l = [g for g in langs if g not in protocol.train_langs]
+    seen_d = [d for d in lay.domains if d in protocol.train_domains]
+    unseen_d = [d for d in lay.domains if d not in protocol.train_domains]
+    out: list[tuple[Key, Figure]] = [(("recall@1", ALL, ALL), mean_of(np.ones(lay.n_strata, bool)))]
+    out += [(("recall@1", ALL, d), mean_of(lay.mask(domains=[d]))) for d in lay.domains]
+    out += [(("recall@1", g, ALL), mean_of(lay.mask(langs=[g], pivot=piv))) for g in langs]
+    for lname, lset in (("seen", seen_l), ("unseen", unseen_l)):
+        for dname, dset in (("seen", seen_d), ("unseen", unseen_d)):
+            mask = lay.mask(domains=dset, langs=lset, pivot=piv)
+            if lset and dset and mask.any():
+                out.append((("quadrant_recall@1", lname, dname), mean_of(mask)))
+    domains = lay.domain_masks()
+    if len(domains) > 1:
+        out.append((("worst_domain_recall@1", ALL, ALL), worst(domains, "worst domain")))
+        out.append((("domain_spread", ALL, ALL), spread(domains, "domain spread")))
+    if seen_d and unseen_d:
+        out.append((("domain_gap", ALL, ALL),
+                    gap(lay.mask(domains=seen_d), lay.mask(domains=unseen_d))))  # fmt: skip
+    if seen_l and unseen_l:
+        out.append((("lang_gap", ALL, ALL), gap(lay.mask(langs=seen_l, pivot=piv),
+                                                lay.mask(langs=unseen_l, pivot=piv))))  # fmt: skip
     return out
 
 
-def _mean(cells_values: np.ndarray, mask: np.ndarray) -> float:
-    return float(cells_values[mask].mean()) if mask.any() else float("nan")
+def _pools(outcomes: pl.DataFrame, study: Study, figure: Figure) -> int | None:
+    """The largest candidate pool among the strata a figure uses."""
+    pools = outcomes.group_by("src_lang", "tgt_lang").agg(pl.col("pool").max())
+    by_pair = {(s, t): p for s, t, p in pools.iter_rows()}
+    used = (range(study.layout.n_strata) if figure.weights is None
+            else np.flatnonzero(figure.weights))  # fmt: skip
+    found = [by_pair.get(study.layout.strata[k][:2]) for k in used]
+    found = [p for p in found if p is not None]
+    return int(max(found)) if found else None
 
 
-def _recall_figures(
-    variant: str, cells: pl.DataFrame, n_resamples: int, seed: int
-) -> list[dict[str, object]]:
-    values, counts = cells["value"].to_numpy(), cells["n"].to_numpy()
-    boot = CellBootstrap(
-        values, counts, cells["seed"].to_numpy(), n_resamples=n_resamples, seed=seed
-    )
-    rows: list[dict[str, object]] = []
-
-    def add(figure: str, lang: str, domain: str, value: float, stat: Callable, n: int) -> None:
-        low, high = boot.interval(stat)
-        fields = (variant, figure, lang, domain, value, low, high, n)
-        rows.append(dict(zip(FIGURE_SCHEMA, fields, strict=True)))
-
-    for figure, lang, domain, mask in _subsets(cells):
-        stat = lambda b, m=mask: b.subset_means(m)  # noqa: E731
-        add(figure, lang, domain, _mean(values, mask), stat, int(counts[mask].sum()))
-    dom = cells["domain"].to_numpy()
-    names = sorted(set(dom))
-    masks = [dom == d for d in names]
-    means = np.array([_mean(values, m) for m in masks])
-
-    def by_domain(b: CellBootstrap) -> np.ndarray:
-        return np.column_stack([b.subset_means(m) for m in masks])
-
-    worst, total = int(np.argmin(means)), int(counts.sum())
-    add("worst_domain_recall@1", ALL, names[worst], float(means[worst]),
-        lambda b: by_domain(b).min(axis=1), int(counts[masks[worst]].sum()))  # fmt: skip
-    add("domain_spread", ALL, ALL, float(means.std()), lambda b: by_domain(b).std(axis=1), total)
-    for figure, flag in (("domain_gap", "domain_seen"), ("lang_gap", "lang_seen")):
-        seen = cells[flag].to_numpy()
-        if seen.any() and (~seen).any():
-            gap = _mean(values, seen) - _mean(values, ~seen)
-            add(figure, ALL, ALL, gap, lambda b, s=seen: b.subset_means(s) - b.subset_means(~s),
-                total)  # fmt: skip
-    return rows
+def _worst_domain(study: Study, arm: str) -> str:
+    """The domain whose mean recall is lowest for `arm` (the label of the worst-domain figure)."""
+    lay = study.layout
+    values = np.nanmean(study.values[study.arm(arm)], axis=0)  # [Q]
+    means = [np.nanmean([np.nanmean(values[lay.query_stratum == k])
+                         for k in np.flatnonzero(m)]) for m in lay.domain_masks()]  # fmt: skip
+    present = [lay.domains[lay.stratum_domain[np.flatnonzero(m)[0]]] for m in lay.domain_masks()]
+    return present[int(np.argmin(means))]
 
 
-def _seed_figures(
-    variant: str, frame: pl.DataFrame, n_resamples: int, seed: int
-) -> list[dict[str, object]]:
-    """Probe accuracies and cross-language CKA at the last layer: mean over seeds, CI over seeds.
+def study_figures(
+    outcomes: pl.DataFrame, summary: pl.DataFrame, protocol: Protocol, *, alpha: float = 0.05
+) -> pl.DataFrame:
+    """figures.parquet: every figure of every variant (base included) with its interval."""
+    if outcomes.height == 0:
+        return pl.DataFrame(schema=FIGURE_SCHEMA)
+    study = study_of(outcomes, protocol)
+    figures = figure_set(study, protocol)
+    rows = []
+    for arm in study.arms:
+        for (name, lang, domain), fig in figures:
+            r = mb.figure_interval(study, fig, arm, confidence=1 - alpha)
+            if name == "worst_domain_recall@1":
+                domain = _worst_domain(study, arm)
+            rows.append({"variant": arm, "figure": name, "lang": lang, "domain": domain,
+                         "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                         "n": r.n_ids, "n_seeds": 1 if arm == BASE else r.n_seeds,
+                         "pool": _pools(outcomes, study, fig), "method": r.method,
+                         "note": r.note})  # fmt: skip
+    rows += _seed_figures(summary, alpha)
+    return pl.DataFrame(rows, schema=FIGURE_SCHEMA)
 
-    CKA is the debiased estimator where the results have it (plain linear CKA is inflated at
-    the sample sizes of a study's evaluation); older results fall back to the plain one.
+
+def _seed_figures(summary: pl.DataFrame, alpha: float) -> list[dict[str, object]]:
+    """Probe accuracies and cross-language CKA at the last layer: mean over seeds, t interval.
+
+    CKA is the debiased estimator where present (plain linear CKA is inflated at these sample
+    sizes); older results fall back to the plain one.
     """
-    top = _last_layer(frame).filter(pl.col("domain") == ALL)
+    from scipy.stats import t as student
+
+    if summary.height == 0 or "variant" not in summary.columns:
+        return []
+    top = summary.filter(
+        (pl.col("layer") == pl.col("layer").max().over("variant", "seed"))
+        & (pl.col("domain") == ALL)
+    )
     cka = DEBIASED_CKA if (top["metric"] == DEBIASED_CKA).any() else LINEAR_CKA
     picks = {
-        "lang_probe_acc": top.filter(pl.col("metric") == "lang_probe_acc"),
-        "domain_probe_acc": top.filter(pl.col("metric") == "domain_probe_acc"),
-        "cross_lang_cka": top.filter(
-            (pl.col("metric") == cka) & (pl.col("src_lang") != pl.col("tgt_lang"))
-        ),
+        "lang_probe_acc": pl.col("metric") == "lang_probe_acc",
+        "domain_probe_acc": pl.col("metric") == "domain_probe_acc",
+        "cross_lang_cka": (pl.col("metric") == cka) & (pl.col("src_lang") != pl.col("tgt_lang")),
     }
-    rows: list[dict[str, object]] = []
-    for figure, picked in picks.items():
-        if picked.height == 0:
-            continue
-        per_seed = picked.group_by(pl.col("seed").fill_null(-1)).agg(pl.col("value").mean())
-        vals = per_seed["value"].to_numpy()
-        ones = np.ones_like(vals, dtype=np.int64)
-        boot = CellBootstrap(vals, ones, per_seed["seed"].to_numpy(), binary=False,
-                             n_resamples=n_resamples, seed=seed)  # fmt: skip
-        every = np.ones(vals.size, bool)
-        low, high = boot.interval(lambda b, m=every: b.subset_means(m))
-        fields = (variant, figure, ALL, ALL, float(vals.mean()), low, high, vals.size)
-        rows.append(dict(zip(FIGURE_SCHEMA, fields, strict=True)))
-    return rows
-
-
-def robustness_figures(
-    summary: pl.DataFrame, protocol: Protocol, *, n_resamples: int = 2000, seed: int = 0
-) -> pl.DataFrame:
-    """figures.parquet: every figure of every variant (base included) with its CI."""
-    rows: list[dict[str, object]] = []
-    if summary.height == 0:
-        return pl.DataFrame(schema=FIGURE_SCHEMA)
-    cells = recall_cells(summary, protocol)
+    rows = []
     for variant in summary["variant"].unique(maintain_order=True).to_list():
-        mine = cells.filter(pl.col("variant") == variant)
-        if mine.height:
-            rows += _recall_figures(variant, mine, n_resamples, seed)
-        rows += _seed_figures(
-            variant, summary.filter(pl.col("variant") == variant), n_resamples, seed
-        )
-    return pl.DataFrame(rows, schema=FIGURE_SCHEMA) if rows else pl.DataFrame(schema=FIGURE_SCHEMA)
+        mine = top.filter(pl.col("variant") == variant)
+        for figure, cond in picks.items():
+            per_seed = (
+                mine.filter(cond).group_by(pl.col("seed").fill_null(-1)).agg(pl.col("value").mean())
+            )
+            if per_seed.height == 0:
+                continue
+            v = per_seed["value"].to_numpy()
+            low = high = float("nan")
+            if v.size > 1:
+                half = student.ppf(1 - alpha / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+                low, high = float(v.mean() - half), float(v.mean() + half)
+            rows.append({"variant": variant, "figure": figure, "lang": ALL, "domain": ALL,
+                         "value": float(v.mean()), "ci_low": low, "ci_high": high,
+                         "n": None, "n_seeds": int(v.size), "pool": None,
+                         "method": "t over seeds", "note": ""})  # fmt: skip
+    return rows
 
 
 def compare_variants(
-    summary: pl.DataFrame,
+    outcomes: pl.DataFrame,
     protocol: Protocol,
     *,
     baseline: str = "baseline",
-    draws: int = 10_000,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    primary: Key = PRIMARY_DEFAULT,
     alpha: float = 0.05,
+    power: float = 0.8,
 ) -> pl.DataFrame:
-    """comparison.parquet: each trained variant minus the baseline on the same cells.
-
-    Each recall figure (overall, per domain, per language, per quadrant) is a paired difference
-    over the cells both have (same seed, languages, domain); p-values are sign-flip tests and
-    `p_adjusted` is Holm across every row of the table.
-    """
-    if summary.height == 0:
+    """comparison.parquet: each variant minus the baseline on every figure (module docstring)."""
+    if outcomes.height == 0 or baseline not in outcomes["variant"].unique().to_list():
         return pl.DataFrame(schema=COMPARISON_SCHEMA)
-    cells = recall_cells(summary, protocol)
-    base = cells.filter(pl.col("variant") == baseline).select(
-        *CELL_KEYS, pl.col("value").alias("b")
-    )
+    study = study_of(outcomes, protocol)
+    figures = figure_set(study, protocol)
+    keys = [k for k, _ in figures]
+    main = primary if primary in keys else ("recall@1", ALL, ALL)
+    # Training's own effect: the primary figure, the overall one, the seen quadrant.
+    training_keys = {main, ("recall@1", ALL, ALL), ("quadrant_recall@1", "seen", "seen")}
     rows: list[dict[str, object]] = []
-    others = [
-        v
-        for v in cells["variant"].unique(maintain_order=True).to_list()
-        if v not in (baseline, "base")
-    ]
-    for variant in others:
-        mine = cells.filter(pl.col("variant") == variant)
-        paired = mine.join(base, on=list(CELL_KEYS), how="inner")
-        if paired.height == 0:
-            continue
-        a, b = paired["value"].to_numpy(), paired["b"].to_numpy()
-        for figure, lang, domain, mask in _subsets(paired):
-            res = paired_difference(
-                a[mask], b[mask], n_resamples=n_resamples, draws=draws, seed=seed
-            )
-            rows.append(
-                dict(
-                    variant=variant,
-                    baseline=baseline,
-                    figure=figure,
-                    lang=lang,
-                    domain=domain,
-                    value=float(a[mask].mean()),
-                    value_baseline=float(b[mask].mean()),
-                    delta=res.delta,
-                    ci_low=res.ci_low,
-                    ci_high=res.ci_high,
-                    p_value=res.p_value,
-                )
-            )
-    if not rows:
-        return pl.DataFrame(schema=COMPARISON_SCHEMA)
-    adjusted = holm_adjust([r["p_value"] for r in rows])
-    for row, p in zip(rows, adjusted, strict=True):
-        row["p_adjusted"] = float(p)
-        row["significant"] = bool(p < alpha)
+    contrasts: list[tuple[str, mb.Contrast]] = []
+    variants = [v for v in study.arms if v not in (baseline, BASE)]
+    pairs = [(v, baseline) for v in variants]
+    if BASE in study.arms:
+        pairs.append((baseline, BASE))  # did training change anything?
+    for variant, reference in pairs:
+        for (name, lang, domain), fig in figures:
+            if reference == BASE and (name, lang, domain) not in training_keys:
+                continue
+            c = mb.paired_contrast(study, fig, variant, reference, alpha=alpha, power=power)
+            role = "training" if reference == BASE else (
+                "primary" if (name, lang, domain) == main else "exploratory")  # fmt: skip
+            flip = float("nan")
+            if len(study.seeds) >= 5 and reference != BASE:
+                flip = mb.seed_sign_flip(study, fig, variant, reference, alpha=alpha).p_value
+            contrasts.append((role, c))
+            a = mb.figure_interval(study, fig, variant).value
+            b = mb.figure_interval(study, fig, reference).value
+            rows.append({"variant": variant, "baseline": reference, "figure": name, "lang": lang,
+                         "domain": domain, "role": role, "value": a, "value_baseline": b,
+                         "delta": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                         "p_value": c.p_value, "mde": c.mde, "n": c.n_ids, "n_seeds": c.n_seeds,
+                         "pool": _pools(outcomes, study, fig), "p_seed_signflip": flip,
+                         "method": c.method, "note": c.note})  # fmt: skip
+    for role in ("primary", "exploratory", "training"):  # Holm within each family
+        idx = [i for i, (r, _) in enumerate(contrasts) if r == role]
+        adjusted = mb.holm([contrasts[i][1] for i in idx]) if idx else []
+        for i, p in zip(idx, adjusted, strict=True):
+            rows[i]["p_adjusted"] = float(p)
+            rows[i]["significant"] = bool(np.isfinite(p) and p < alpha)
     return pl.DataFrame(rows, schema=COMPARISON_SCHEMA)

@@ -28,7 +28,9 @@ from xrdiag.errors import UserError
 @click.option("--layers", default="last", show_default=True, help="all, last or e.g. 0,6,12.")
 @click.option("--langs", default=None, help="Comma-separated languages (default: all).")
 @click.option("--domains", default=None, help="Comma-separated domains (default: all).")
-@click.option("--splits", default=None, help="Comma-separated splits, e.g. dev,test (default: all).")
+@click.option(
+    "--splits", default=None, help="Comma-separated splits, e.g. dev,test (default: all)."
+)
 @click.option("--pivot", default=None, help="Retrieval against this language only (both ways).")
 @click.option("--max-per-domain", type=int, default=None, help="Seeded cap of ids per domain.")
 @click.option("--seed", type=int, default=0, show_default=True)

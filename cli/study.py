@@ -49,50 +49,41 @@ def _plan(cfg: Any, out: Path, expected: str | None) -> str:
 
 
 def _print_answer(out: Path) -> None:
-    """The answer table and the significant differences, from figures/comparison parquet."""
+    """The answer table, then base vs baseline and each variant vs the baseline with interval,
+    p, MDE and the verdict sentence, from figures/comparison parquet."""
     import polars as pl
+    from rich.markup import escape
     from rich.table import Table
 
     from xrdiag.core.layout import names
     from xrdiag.core.layout.dirs import StudyDir
-    from xrdiag.report.study_summary import answer_table
+    from xrdiag.report.study_summary import answer_table, verdict
 
     term = console()
     study = StudyDir(out)
     figures = pl.read_parquet(study.file(names.FIGURES))
     comparison = pl.read_parquet(study.file(names.COMPARISON))
     header, rows = answer_table(figures)
-    table = Table(title="recall@1 vs the pivot, last layer (95% CI over seeds and queries)")
+    table = Table(title="recall@1 vs the pivot, last layer (95% CI over seeds and sentence ids)")
     table.add_column("figure", no_wrap=True)
     for row in rows:  # variants as columns: a handful fit a terminal, ten figures do not
-        table.add_column(row[0], justify="right")
+        table.add_column(escape(row[0]), justify="right")
     for i, name in enumerate(header[1:], start=1):
-        table.add_row(name, *[row[i] for row in rows])
-    deltas = {
-        r["variant"]: f"{r['delta']:+.3f}" + ("*" if r["significant"] else "")
-        for r in comparison.filter(
-            (pl.col("figure") == "recall@1")
-            & (pl.col("lang") == "all")
-            & (pl.col("domain") == "all")
-        ).iter_rows(named=True)
-    }
-    if deltas:
-        table.add_row("R@1 - baseline", *[deltas.get(row[0], "") for row in rows])
+        table.add_row(name, *[escape(row[i]) for row in rows])
     term.print(table)
-    sig = comparison.filter(pl.col("significant"))
-    if deltas:
-        term.print("* significant (sign-flip test over paired cells, Holm-adjusted p < 0.05)")
-    if comparison.height and sig.height == 0:
-        term.print(
-            f"No difference from the baseline is significant (Holm over {comparison.height} "
-            "comparisons)."
-        )
-    for r in sig.iter_rows(named=True):
-        term.print(
-            f"significant: {r['variant']} {r['figure']} (lang {r['lang']}, domain {r['domain']})"
-            f" {r['delta']:+.3f} vs {r['baseline']} (p_adj {r['p_adjusted']:.3g})"
-        )
-    term.print(f"results: {out}  (summary: {study.file(names.SUMMARY_MD)})")
+    if "role" not in comparison.columns:
+        term.print("comparison.parquet is from an older xrdiag: no calibrated verdicts")
+    else:
+        for role, title in (("training", "did training change anything?"),
+                            ("primary", "the primary question")):  # fmt: skip
+            part = comparison.filter(pl.col("role") == role)
+            if part.height:
+                term.print(f"[bold]{title}[/]")
+                for r in part.iter_rows(named=True):
+                    term.print(f"  {verdict(r)}", markup=False, highlight=False)
+    term.print(
+        f"results: {escape(str(out))}  (summary: {escape(str(study.file(names.SUMMARY_MD)))})"
+    )
 
 
 def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) -> None:

@@ -259,12 +259,16 @@ def variant_table(figures: pl.DataFrame, comparison: pl.DataFrame | None) -> pl.
     """
     if figures.height == 0:
         return pl.DataFrame()
-    out = figures.select("variant", "figure", "lang", "domain", "value", "ci_low", "ci_high", "n")
+    extra = [c for c in ("n_seeds", "pool") if c in figures.columns]  # absent in 0.1 studies
+    out = figures.select(
+        "variant", "figure", "lang", "domain", "value", "ci_low", "ci_high", "n", *extra
+    )
     if comparison is not None and comparison.height:
+        later = [c for c in ("mde", "role") if c in comparison.columns]
         cmp = comparison.select(
             "variant", "figure", "lang", "domain", "baseline", "delta",
             pl.col("ci_low").alias("delta_ci_low"), pl.col("ci_high").alias("delta_ci_high"),
-            "p_adjusted", "significant",
+            "p_adjusted", "significant", *later,
         )  # fmt: skip
         out = out.join(cmp, on=["variant", "figure", "lang", "domain"], how="left")
     return out

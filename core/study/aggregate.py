@@ -11,11 +11,12 @@ from pathlib import Path
 
 import polars as pl
 
-from xrdiag.analyses.study_figures import Protocol
+from xrdiag.analyses.study_figures import Protocol, outcomes_frame
 from xrdiag.core.layout import names
 from xrdiag.core.layout.atomic import write_atomic
 from xrdiag.core.layout.dirs import EvalDir, StudyDir, done_marker
 from xrdiag.core.study.config import StudyConfig, read_study_config
+from xrdiag.errors import UserError
 
 
 def summary_frame(out: Path, cfg: StudyConfig) -> pl.DataFrame:
@@ -51,23 +52,48 @@ def study_protocol(cfg: StudyConfig) -> Protocol:
     )
 
 
+def outcome_frame(out: Path, cfg: StudyConfig) -> pl.DataFrame:
+    """Every finished cell's per-query outcomes (and the base model's), from queries.parquet.
+
+    A cell evaluated by xrdiag 0.1 wrote none: its outcomes cannot be resampled, and the study
+    is refused with the command that re-evaluates it.
+    """
+    study = StudyDir(out)
+    frames = []
+    if study.base.queries.is_file():
+        frames.append(outcomes_frame(pl.read_parquet(study.base.queries), names.BASE, None))
+    for variant, seed in cfg.cells():
+        marker = done_marker(study.cell(variant, seed).root)
+        if marker is None or marker.get("status") != "done":
+            continue
+        queries = EvalDir(out / marker["diagnostics"]).queries
+        if not queries.is_file():
+            raise UserError(
+                f"{queries.parent}: no {names.QUERIES} (evaluated by an older xrdiag); its "
+                "figures.parquet stays as it was; re-run the study in a new --out for "
+                "per-query statistics"
+            )
+        frames.append(outcomes_frame(pl.read_parquet(queries), variant, seed))
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
 def aggregate_study(out: Path, cfg: StudyConfig | None = None) -> dict[str, Path]:
     """Write summary.parquet, figures.parquet and comparison.parquet; return their paths."""
-    from xrdiag.analyses.study_figures import compare_variants, robustness_figures
+    from xrdiag.analyses.study_figures import compare_variants, study_figures
 
     cfg = cfg or read_study_config(out)
     summary = summary_frame(out, cfg)
+    outcomes = outcome_frame(out, cfg)
     protocol = study_protocol(cfg)
     st = cfg.stats
-    figures = robustness_figures(summary, protocol, n_resamples=st.bootstrap, seed=st.seed)
+    figures = study_figures(outcomes, summary, protocol, alpha=st.alpha)
     comparison = compare_variants(
-        summary,
+        outcomes,
         protocol,
         baseline=cfg.baseline,
-        draws=st.draws,
-        n_resamples=st.bootstrap,
-        seed=st.seed,
+        primary=st.primary_key(),
         alpha=st.alpha,
+        power=st.power,
     )
     files = {}
     for name, frame in (

@@ -7,12 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from xrdiag.analyses.paired import (
-    CellBootstrap,
-    holm_adjust,
-    paired_difference,
-    sign_flip_pvalue,
-)
+from xrdiag.analyses.paired import holm_adjust, sign_flip_pvalue
 
 
 def naive_exact(d: np.ndarray) -> float:
@@ -55,16 +50,9 @@ def test_monte_carlo_close_to_exact_and_seeded() -> None:
     assert mc > 0
 
 
-def test_identical_is_one_and_planted_difference_detected() -> None:
-    x = np.linspace(0.1, 0.9, 40)
+def test_identical_is_one() -> None:
+    x = np.random.default_rng(3).random(40)
     assert sign_flip_pvalue(x - x) == 1.0
-    res = paired_difference(x, x)
-    assert (res.delta, res.ci_low, res.ci_high, res.p_value) == (0.0, 0.0, 0.0, 1.0)
-    rng = np.random.default_rng(0)
-    planted = paired_difference(x + 0.05 + rng.normal(0, 0.02, 40), x)
-    assert planted.p_value < 0.001
-    assert planted.ci_low > 0
-    assert planted.delta == pytest.approx(0.05, abs=0.01)
 
 
 def test_holm_by_hand() -> None:
@@ -87,18 +75,3 @@ def test_holm_against_statsmodels_formula() -> None:
         running = max(running, min(1.0, (m - i) * p[j]))
         ref[j] = running
     np.testing.assert_allclose(holm_adjust(p), ref, atol=1e-12)
-
-
-def test_cell_bootstrap_point_and_coverage() -> None:
-    values = np.array([0.5, 0.7, 0.6, 0.8, 0.55, 0.75])
-    n = np.full(6, 200)
-    seeds = np.array([0, 0, 1, 1, 2, 2])
-    boot = CellBootstrap(values, n, seeds, n_resamples=500, seed=0)
-    mask = np.array([1, 0, 1, 0, 1, 0], dtype=bool)
-    means = boot.subset_means(mask)
-    assert means.shape == (500,)
-    low, high = boot.interval(lambda b: b.subset_means(mask))
-    assert low < values[mask].mean() < high
-    # without binomial noise and one seed, every resample is the plain mean
-    flat = CellBootstrap(values, n, np.zeros(6), binary=False, n_resamples=50, seed=0)
-    np.testing.assert_allclose(flat.subset_means(np.ones(6, bool)), values.mean(), atol=1e-12)

@@ -24,6 +24,7 @@ from xrdiag.core.layout import names
 from xrdiag.core.layout.dirs import StudyDir, classify
 from xrdiag.core.layout.names import BASE
 from xrdiag.errors import UserError
+from xrdiag.report.study_summary import verdict
 from xrdiag.report.tables import variant_table
 
 QUADRANTS = (("seen", "seen"), ("seen", "unseen"), ("unseen", "seen"), ("unseen", "unseen"))
@@ -80,6 +81,8 @@ def cell_text(rec: dict[str, Any] | None) -> Text:
         significant = bool(rec.get("significant"))
         style = ("bold green" if delta > 0 else "bold red") if significant else ""
         text.append(f"\nΔ {delta:+.3f}{' *' if significant else ''}", style=style)
+        if not significant and rec.get("mde") is not None:  # what "not significant" can hide
+            text.append(f" ≤{rec['mde']:.3f}", style="dim")
     return text
 
 
@@ -128,13 +131,13 @@ class StudyScreen(Screen):
             id="study-title",
         )
         yield Static(
-            "value [95% interval]; Δ vs the baseline, * significant after adjustment; "
-            "L/D: seen or unseen languages/domains",
+            "value [95% interval]; Δ vs the baseline: * significant after adjustment, else "
+            "≤MDE; L/D: seen/unseen languages/domains",
             id="study-note",
             markup=False,
         )
         yield DataTable(id="study-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="study-detail")
+        yield Static("", id="study-detail", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -182,7 +185,13 @@ class StudyScreen(Screen):
             return
         target = self.run_dir(variant)
         where = target.relative_to(self.study_dir) if target else "no run directory yet"
-        self.query_one("#study-detail", Static).update(f"enter: diagnostics of {where}")
+        lines = [f"enter: diagnostics of {where}"]
+        cmp = self.comparison
+        if cmp is not None and "role" in cmp.columns:  # calibrated verdicts (xrdiag >= 0.2)
+            mine = cmp.filter((pl.col("variant") == variant)
+                              & pl.col("role").is_in(["primary", "training"]))  # fmt: skip
+            lines += [verdict(r) for r in mine.iter_rows(named=True)]
+        self.query_one("#study-detail", Static).update("\n".join(lines))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._describe()
