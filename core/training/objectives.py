@@ -12,6 +12,7 @@ torch is imported lazily (see dann.py): `PairClassificationHead` is built on fir
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,13 +36,19 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> tor
 
 
 def contrastive_logits(
-    a: torch.Tensor, b: torch.Tensor, temperature: float, margin: float = 0.0
+    a: torch.Tensor,
+    b: torch.Tensor,
+    temperature: float,
+    margin: float = 0.0,
+    groups: Sequence[object] | None = None,
 ) -> torch.Tensor:
     """`[n, n]` logits (cos(a_i, b_j) - margin * [i == j]) / temperature.
 
     The additive margin is subtracted from the positive (diagonal) cosine before scaling, as in
     LaBSE's additive margin softmax (Yang et al. 2019; Feng et al. 2022): it forces the
-    true translation to beat every in-batch negative by at least `margin`.
+    true translation to beat every in-batch negative by at least `margin`. Rows of one `group`
+    (the same sentence id: a language-mixed batch can hold id X as en->fr and as en->de) are
+    translations of each other, not negatives: their off-diagonal logits are -inf.
     """
     import torch
     import torch.nn.functional as F
@@ -53,22 +60,36 @@ def contrastive_logits(
     sims = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
     if margin:
         sims = sims - margin * torch.eye(sims.shape[0], dtype=sims.dtype, device=sims.device)
-    return sims / temperature
+    logits = sims / temperature
+    if groups is not None:
+        if len(groups) != logits.shape[0]:
+            raise ValueError(f"{len(groups)} groups for {logits.shape[0]} rows")
+        codes = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+        g = torch.tensor([codes[x] for x in groups], device=logits.device)
+        same = (g[:, None] == g[None, :]) & ~torch.eye(len(groups), dtype=torch.bool,
+                                                        device=logits.device)  # fmt: skip
+        logits = logits.masked_fill(same, float("-inf"))
+    return logits
 
 
 def info_nce(
-    a: torch.Tensor, b: torch.Tensor, temperature: float, margin: float = 0.0
+    a: torch.Tensor,
+    b: torch.Tensor,
+    temperature: float,
+    margin: float = 0.0,
+    groups: Sequence[object] | None = None,
 ) -> torch.Tensor:
     """Symmetric InfoNCE: mean of the a->b and b->a cross-entropies, positives a[i] <-> b[i].
 
     L = 1/2 [ CE(S, I) + CE(S^T, I) ] with S from `contrastive_logits` (inputs are pooled
     embeddings; they are L2-normalised here). The bidirectional form is LaBSE's (Feng et al.
-    2022): retrieval is evaluated both ways, so both ways are trained.
+    2022): retrieval is evaluated both ways, so both ways are trained. `groups` keeps rows of
+    one sentence id from being each other's negatives.
     """
     import torch
     import torch.nn.functional as F
 
-    logits = contrastive_logits(a, b, temperature, margin)
+    logits = contrastive_logits(a, b, temperature, margin, groups)
     target = torch.arange(logits.shape[0], device=logits.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 

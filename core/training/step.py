@@ -107,6 +107,9 @@ class StepModel:
         self.pairs = pairs
         self.n_pairs = pairs.height
         self._cols = {c: pairs[c].to_list() for c in pairs.columns if c != "id"}
+        # The sentence each row translates (an RS-DA copy "X#da..." is a copy of X): rows of one
+        # group are never each other's in-batch negatives.
+        self._groups = [str(i).split("#", 1)[0] for i in pairs["id"].to_list()]
         self.dev = dev_subset(corpus, p.dev_max_per_domain, seed)
         self.corpus_fingerprint = corpus.fingerprint()
         self.model_path = resolve_model_path(cfg.model.name)
@@ -268,8 +271,11 @@ class StepModel:
         obj = self.cfg.objective
         if self.head is None:
             a, b = pooled[: len(idx)], pooled[len(idx) :]
-            loss = objectives.info_nce(a, b, obj.temperature, obj.margin)
-            logits = objectives.contrastive_logits(a.detach(), b.detach(), obj.temperature)
+            groups = [self._groups[i] for i in idx]
+            loss = objectives.info_nce(a, b, obj.temperature, obj.margin, groups)
+            logits = objectives.contrastive_logits(
+                a.detach(), b.detach(), obj.temperature, groups=groups
+            )
             return loss, {"in_batch_acc": objectives.in_batch_accuracy(logits)}
         labels = torch.tensor([self._cols["label"][i] for i in idx], device=self.device)
         logits = (head if head is not None else self.head_net)(pooled)

@@ -150,3 +150,30 @@ def test_pair_head_shapes_loss_and_learning() -> None:
     assert pair_classification_loss(head(x), labels)[1] == 1.0
     with pytest.raises(ValueError):
         PairClassificationHead(16, 1)
+
+
+def test_rows_of_one_id_are_not_each_others_negatives() -> None:
+    """A batch holding one id twice (en->fr and en->de of sentence X): those rows' cross terms
+    leave the softmax, so the loss equals the naive loop without them."""
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(5, 6, generator=gen, dtype=torch.float64)
+    b = a + 0.5 * torch.randn(5, 6, generator=gen, dtype=torch.float64)
+    a[3] = a[1]  # the same English sentence twice
+    groups = ["x", "X", "y", "X", "z"]
+    logits = contrastive_logits(a, b, 0.1, groups=groups)
+    assert torch.isinf(logits[1, 3]) and torch.isinf(logits[3, 1])
+    assert torch.isfinite(logits.diagonal()).all()
+
+    def naive(t: float) -> float:
+        ua = torch.nn.functional.normalize(a, dim=-1)
+        ub = torch.nn.functional.normalize(b, dim=-1)
+        sims = (ua @ ub.T / t).tolist()
+        keep = [[not (groups[i] == groups[j] and i != j) for j in range(5)] for i in range(5)]
+        a2b = sum(math.log(sum(math.exp(sims[i][j]) for j in range(5) if keep[i][j]))
+                  - sims[i][i] for i in range(5)) / 5  # fmt: skip
+        b2a = sum(math.log(sum(math.exp(sims[i][j]) for i in range(5) if keep[i][j]))
+                  - sims[j][j] for j in range(5)) / 5  # fmt: skip
+        return (a2b + b2a) / 2
+
+    assert float(info_nce(a, b, 0.1, groups=groups)) == pytest.approx(naive(0.1), abs=1e-9)
+    assert float(info_nce(a, b, 0.1, groups=groups)) < float(info_nce(a, b, 0.1))
