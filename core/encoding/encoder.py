@@ -148,11 +148,17 @@ class Encoder:
         prefix: str | None = None,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         packed: bool = True,
+        frozen_prefix: int | None = None,
     ) -> None:
         self.model_name = model
         self.model_path = resolve_model_path(model)
         # A checkpoint says how it was trained to embed; explicit arguments still win.
         meta = model_meta(self.model_path)
+        # Blocks below this one are shared with other models (a study's base and cells): their
+        # output is computed once per sentence (core/encoding/frozen_prefix.py).
+        self.frozen_prefix = int(
+            frozen_prefix if frozen_prefix is not None else meta.get("frozen_layers", 0)
+        )
         pooling = pooling if pooling is not None else str(meta.get("pooling", "mean"))
         max_length = max_length if max_length is not None else int(meta.get("max_length", 512))
         if pooling not in POOLINGS:
@@ -277,11 +283,20 @@ class Encoder:
         ids = self.tokenize(texts)  # loads the model too
         pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
         packed = PackedForward.build(self._model) if self.packed else None
+        k = self.frozen_prefix
+        cached = None
+        if packed is not None and 0 < k < min(wanted):
+            from xrdiag.core.encoding.frozen_prefix import prefix_states, resume_pooled
+
+            cached = prefix_states(packed, self._model, ids, k)
         done = 0
         with torch.inference_mode():
             for batch in length_batches([len(x) for x in ids], self.token_budget):
                 rows = [ids[i] for i in batch]
-                if packed is not None:
+                if packed is not None and cached is not None:
+                    pooled = resume_pooled(packed, cached, ids, batch, k, wanted,
+                                           self.spec.pooling).float().cpu().numpy()  # fmt: skip
+                elif packed is not None:
                     pooled = packed(rows, wanted, self.spec.pooling).float().cpu().numpy()
                 else:
                     input_ids, mask = _pad(rows, pad_id, self.device)

@@ -83,6 +83,10 @@ class PackedForward:
 
     def __call__(self, rows: list[list[int]], layers: list[int], pooling: str) -> torch.Tensor:
         """Pooled states `[len(layers), len(rows), d]` of id rows (any order, no padding)."""
+        return self.resume(rows, self.embed(rows), 0, layers, pooling)
+
+    def embed(self, rows: list[list[int]]) -> torch.Tensor:
+        """The embedding output (depth 0) of id rows, packed `[tokens, d]`."""
         import torch
         import torch.nn.functional as F
 
@@ -92,7 +96,26 @@ class PackedForward:
         positions = np.arange(int(lengths.sum())) - np.repeat(starts, lengths) + self.offset
         flat = torch.tensor([t for r in rows for t in r], dtype=torch.long, device=device)
         x = self.word[flat] + self.position[torch.from_numpy(positions).to(device)] + self.type0
-        x = F.layer_norm(x, x.shape[-1:], *self.norm0, eps=self.eps)
+        return F.layer_norm(x, x.shape[-1:], *self.norm0, eps=self.eps)
+
+    def states(self, rows: list[list[int]], depth: int) -> torch.Tensor:
+        """Token states after the first `depth` blocks, packed `[tokens, d]` (no pooling)."""
+        x = self.embed(rows)
+        runs = _equal_runs(np.array([len(r) for r in rows]))
+        for block in self.blocks[:depth]:
+            x = self._block(x, block, runs)
+        return x
+
+    def resume(
+        self, rows: list[list[int]], x: torch.Tensor, depth: int, layers: list[int], pooling: str
+    ) -> torch.Tensor:
+        """Pooled `layers` (all > depth, or 0 when depth is 0) from the packed states `x` of
+        `rows` at `depth`: the blocks below are not run again (a frozen prefix, computed once)."""
+        import torch
+
+        device = x.device
+        lengths = np.array([len(r) for r in rows])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         runs = _equal_runs(lengths)
         segment = torch.from_numpy(np.repeat(np.arange(len(rows)), lengths)).to(device)
         counts = torch.from_numpy(lengths).to(x)
@@ -104,10 +127,10 @@ class PackedForward:
             total = torch.zeros((len(rows), h.shape[1]), dtype=h.dtype, device=device)
             return total.index_add_(0, segment, h) / counts[:, None]
 
-        pooled = [pool(x)] if 0 in layers else []
-        for depth, block in enumerate(self.blocks[: max(layers)], start=1):
+        pooled = [pool(x)] if depth in layers else []
+        for d, block in enumerate(self.blocks[depth : max(layers)], start=depth + 1):
             x = self._block(x, block, runs)
-            if depth in layers:
+            if d in layers:
                 pooled.append(pool(x))
         return torch.stack(pooled)
 
