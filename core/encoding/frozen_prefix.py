@@ -30,9 +30,20 @@ if TYPE_CHECKING:
 PREFIX_BATCH_TOKENS = 8192
 
 
+def layer_list(model: Any) -> Any:
+    """The transformer blocks of a HF encoder, lowest first (BERT, XLM-R, DistilBERT, ...)."""
+    for path in ("encoder.layer", "encoder.layers", "layers", "transformer.layer"):
+        node = model
+        for part in path.split("."):
+            node = getattr(node, part, None)
+        if node is not None:
+            return node
+    return None
+
+
 def prefix_modules(model: Any, k: int) -> list[Any]:
-    """The modules below block k of a BERT-family model: its embeddings and blocks 0..k-1."""
-    return [model.embeddings, *list(model.encoder.layer)[:k]]
+    """The modules below block k of an encoder: its embeddings and blocks 0..k-1."""
+    return [model.embeddings, *list(layer_list(model))[:k]]
 
 
 def prefix_fingerprint(model: Any, k: int) -> str:

@@ -38,6 +38,8 @@ def write_embedding_meta(model: Any, ckpt: Path) -> None:
         pooling=model.cfg.model.pooling,
         max_length=model.max_length,
     )
+    if model.cfg.model.freeze_layers:  # bit-identical to the base below this block
+        meta["frozen_layers"] = model.cfg.model.freeze_layers
     (ckpt / MODEL_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 

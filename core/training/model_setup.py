@@ -40,28 +40,24 @@ def resolve_device(device: str) -> str:
         raise UserError(f"run.device: {exc}") from None
 
 
-def _layer_list(model: Any) -> Any:
-    """The transformer blocks of a HF encoder, lowest first (BERT, XLM-R, DistilBERT, ...)."""
-    for path in ("encoder.layer", "encoder.layers", "layers", "transformer.layer"):
-        node = model
-        for part in path.split("."):
-            node = getattr(node, part, None)
-        if node is not None:
-            return node
-    return None
-
-
 def freeze(model: Any, embeddings: bool, layers: int) -> None:
-    """Freeze the token embedding matrix and/or the lower `layers` transformer blocks."""
+    """Freeze the token embedding matrix, or the whole prefix below block `layers`.
+
+    With `layers` > 0 the embeddings (all of them) and the lower blocks are the frozen prefix,
+    kept in eval mode (core/training/frozen_prefix.py): bit-identical in every checkpoint, so
+    their output can be computed once per sentence.
+    """
+    from xrdiag.core.encoding.frozen_prefix import layer_list
+    from xrdiag.core.training.frozen_prefix import lock_prefix
+
     if embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     if layers:
-        blocks = _layer_list(model)
+        blocks = layer_list(model)
         if blocks is None or layers > len(blocks):
             have = "no recognisable layer list" if blocks is None else f"{len(blocks)} layers"
             raise UserError(f"model.freeze_layers {layers}: the model has {have}")
-        for block in list(blocks)[:layers]:
-            block.requires_grad_(False)
+        lock_prefix(model, layers)
 
 
 def _launched_distributed() -> bool:

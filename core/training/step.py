@@ -41,6 +41,7 @@ from xrdiag.core.training import dann, objectives, robust
 from xrdiag.core.training.checkpoint_state import restore_state, save_state
 from xrdiag.core.training.config import TrainConfig, validate_against_corpus
 from xrdiag.core.training.dev_eval import dev_diagnostics, embed_ids
+from xrdiag.core.training.frozen_prefix import reuse_reason, upper_encoder
 from xrdiag.core.training.model_setup import (
     any_process,
     freeze,
@@ -80,7 +81,11 @@ class StepModel:
     """The trainable state of a run and one optimiser step over it (see module docstring)."""
 
     def __init__(
-        self, cfg: TrainConfig, weights: Path | None = None, accelerator: Any | None = None
+        self,
+        cfg: TrainConfig,
+        weights: Path | None = None,
+        accelerator: Any | None = None,
+        reuse_prefix: bool = True,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -126,7 +131,14 @@ class StepModel:
         self.n_layers = int(model.config.num_hidden_layers)
         freeze(model, cfg.model.freeze_embeddings, cfg.model.freeze_layers)
         self.model = model.to(self.device).train()  # the HF model: save, dev eval, embeddings
-        self.encoder = pooled_encoder(self.model, cfg.model.pooling)  # unwrapped, inner passes
+        # Frozen prefix and unperturbed inputs: the lower blocks run once per sentence.
+        self.prefix_reason = reuse_reason(cfg, model) if reuse_prefix else "switched off"
+        self.prefix_states = None
+        if self.prefix_reason is None:
+            self.prefix_states = self._pair_prefix_states()
+            self.encoder = upper_encoder(self.model, cfg.model.freeze_layers, cfg.model.pooling)
+        else:
+            self.encoder = pooled_encoder(self.model, cfg.model.pooling)  # unwrapped, inner passes
         b = cfg.batches
         self.sampler = HybridBatchSampler(pairs, b.batch_size, b.alpha, b.beta, seed)
         dim = int(model.config.hidden_size)
@@ -296,6 +308,11 @@ class StepModel:
         import torch
 
         rb, idx, acc = self.cfg.robust, batch.indices.tolist(), self.accelerator
+        if self.prefix_states is not None:  # no perturbation: only the upper blocks run
+            pooled, _ = self._prefix_loss(idx)
+            _, clean, parts = self._clean_loss(pooled, idx, lambd)
+            acc.backward(clean / accum)
+            return float(clean.detach()), parts
         enc = self._tokenize(idx)
         mask = enc.pop("attention_mask")
         ids = enc.pop("input_ids")
@@ -314,15 +331,7 @@ class StepModel:
             else:  # frozen embeddings: a leaf
                 embeds.requires_grad_(True)
         pooled = self.net(embeds, mask, **enc)
-        main, stats = self._objective(pooled, idx)
-        kind = self.cfg.objective.kind
-        clean, parts = main, {kind: float(main.detach()), **stats}
-        if self.disc_net is not None:
-            logits = self.disc_net(pooled, lambd)
-            dl, dstats = dann.discriminator_loss(logits, self._disc_labels(idx, pooled.shape[0]))
-            clean = clean + self.cfg.dann.loss_weight * dl
-            parts["dann"] = float(dl.detach())
-            parts.update({f"disc_{k}": v for k, v in dstats.items()})
+        main, clean, parts = self._clean_loss(pooled, idx, lambd)
         grad = None
         if adversarial and self.disc_net is not None:
             (grad,) = torch.autograd.grad(main, [embeds], retain_graph=True)
@@ -348,6 +357,44 @@ class StepModel:
             total += float(adv.detach())
             parts["adversarial"] = float(adv.detach())
         return total, parts
+
+    def _clean_loss(
+        self, pooled: Any, idx: list[int], lambd: float | None
+    ) -> tuple[Any, Any, dict[str, float]]:
+        """(objective, objective + DANN, the parts to log) of a clean pass."""
+        main, stats = self._objective(pooled, idx)
+        clean, parts = main, {self.cfg.objective.kind: float(main.detach()), **stats}
+        if self.disc_net is not None:
+            logits = self.disc_net(pooled, lambd)
+            dl, dstats = dann.discriminator_loss(logits, self._disc_labels(idx, pooled.shape[0]))
+            clean = clean + self.cfg.dann.loss_weight * dl
+            parts["dann"] = float(dl.detach())
+            parts.update({f"disc_{k}": v for k, v in dstats.items()})
+        return main, clean, parts
+
+    def _pair_prefix_states(self) -> Any:
+        """Depth-k states of every pair's source then target sentence (rows n + i: targets)."""
+        from xrdiag.core.encoding.frozen_prefix import prefix_states
+        from xrdiag.core.encoding.packed_forward import PackedForward
+
+        every = list(range(self.n_pairs))
+        texts = self._texts("src", every) + self._texts("tgt", every)
+        rows = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        self.model.eval()
+        try:
+            packed = PackedForward.build(self.model)
+            assert packed is not None  # reuse_reason checked the model type
+            return prefix_states(packed, self.model, rows, self.cfg.model.freeze_layers)
+        finally:
+            self.model.train()
+
+    def _prefix_loss(self, idx: list[int]) -> tuple[Any, Any]:
+        """The pooled batch from the cached prefix states (both sides in one pass)."""
+        from xrdiag.core.training.frozen_prefix import padded_states
+
+        rows = idx + [self.n_pairs + i for i in idx]
+        states, mask = padded_states(self.prefix_states, rows, self.device)
+        return self.net(states, mask), mask
 
     def _disc_labels(self, idx: list[int], rows: int) -> dict[str, Any]:
         """Domain and language labels of the pooled rows (both sides for contrastive)."""
