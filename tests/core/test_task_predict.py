@@ -44,8 +44,11 @@ def run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     frame = build_task(load_corpus("default"), langs=["en", "fr", "zh"], pairs="en-*",
                        max_per_domain=20, model=str(tiny_model_dir), device="cpu")  # fmt: skip
     task = write_task(frame, root / "task.parquet")
-    result = train(load_config(None, settings(tiny_model_dir, task)), root / "run")
-    return {"task": task, "result": result, "root": root}
+    said: list[str] = []
+    result = train(
+        load_config(None, settings(tiny_model_dir, task)), root / "run", echo=said.append
+    )
+    return {"task": task, "result": result, "root": root, "said": said}
 
 
 def direct_logits(ckpt: Path, s1: list[str], s2: list[str]) -> np.ndarray:
@@ -127,6 +130,7 @@ def test_live_task_accuracy_is_the_checkpoints(run: dict) -> None:
     assert task["accuracy"]["by_pair"] == pytest.approx(per, abs=1e-12)
     assert task["accuracy"]["mean"] == pytest.approx(np.mean(list(per.values())), abs=1e-12)
     assert task["accuracy"]["mono"] == pytest.approx(per["en|en"], abs=1e-12)
+    assert any(f"dev task accuracy {task['accuracy']['mean']:.3f}" in x for x in run["said"])
     steps = read_events(run["root"] / "run" / "events.jsonl", "step")
     assert 0 <= steps[-1]["components"]["pair_acc"] <= 1
 
