@@ -2,7 +2,8 @@
 
 `save_state` writes into a checkpoint directory (RunDir.save_checkpoint makes it atomic) the
 model (`save_pretrained`, safetensors, so the checkpoint loads as a model anywhere), its
-tokenizer, and the trainer state: optimiser, scheduler, heads, the sampler's position, the
+tokenizer, a pair-classification head as safetensors plus JSON (`head_file.py`), and the
+trainer state: optimiser, scheduler, heads, the sampler's position, the
 RS-DA substituter and every RNG, so a resumed run reaches the weights of an uninterrupted one.
 `model` is the run's StepModel.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from xrdiag.core.encoding.encoder import MODEL_META_FILE
+from xrdiag.core.training.head_file import save_head
 from xrdiag.errors import UserError
 
 TRAINER_STATE = "trainer_state.json"
@@ -59,6 +61,11 @@ def save_state(model: Any, ckpt: Path, step: int) -> None:
         "noise_rng": model.noise.get_state(),
     }
     torch.save(tensors, ckpt / TRAINER_TENSORS)
+    if model.head is not None:  # again, unpickled, for evaluation (head_file.py)
+        save_head(
+            model.head, ckpt, pooling=model.cfg.model.pooling, max_length=model.max_length,
+            prefix=model.prefix, label_names=model.label_names, layer=model.n_layers,
+        )  # fmt: skip
     state = {
         "step": step,
         "sampler": model.sampler.state_dict(),

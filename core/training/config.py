@@ -164,7 +164,7 @@ def _cross_checks(cfg: TrainConfig, origins: Mapping[str, str], src: str) -> Non
                 "not set; expected a labelled pairs file for "
                 "objective.kind = 'pair_classification'",
             )
-        elif not Path(obj.pairs_file).expanduser().is_file():
+        elif not Path(obj.pairs_file).expanduser().exists():  # a file, or a PAWS-X/XNLI folder
             fail("objective.pairs_file", f"{obj.pairs_file} does not exist; expected a file")
     if rb.rs_da.enabled:
         if "en" not in p.train_langs and p.pivot != "en":

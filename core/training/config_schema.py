@@ -59,7 +59,16 @@ class ObjectiveConfig:
     margin: float = _f(0.0, "additive margin subtracted from positive logits (LaBSE)", 0)
     num_labels: int = _f(2, "classes of the pair-classification head", 2)
     pairs_file: str | None = _f(
-        None, "CSV/JSONL: sentence1, sentence2, label, lang1, lang2", path=True, example="pairs.csv"
+        None,
+        "CSV/TSV/JSONL/Parquet (sentence1, sentence2, label, lang1, lang2), PAWS-X or XNLI",
+        path=True,
+        example="pairs.csv",
+    )
+    train_lang_pairs: list[str] = _f(
+        ["*-*"], "lang1-lang2 pairs of pairs_file to train on: en-en (zero-shot), en-*, *-*"
+    )
+    dev_max_per_lang_pair: int = _f(
+        32, "dev pairs per language pair in the live task accuracy (pair_classification)", 1
     )
 
 

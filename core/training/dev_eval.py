@@ -1,10 +1,14 @@
-"""Live dev diagnostics during training: retrieval recall@1, cross-language CKA, probes.
+"""Live dev diagnostics during training: retrieval recall@1, cross-language CKA, probes, and
+for pair classification the task accuracy per language pair.
 
 Every `run.eval_every` steps the loop embeds a fixed dev subset (every language and domain) and
 calls the same pure analyses `xrdiag eval` uses, kept cheap: recall@1 with cosine scoring, no
 correction and no bootstrap; linear CKA of the last layer; 3-fold language and domain probes
 on at most `PROBE_MAX_ROWS` rows. The summary splits what training saw from what it did not
-(the zero-shot protocol), so the gap can be watched as it opens or closes.
+(the zero-shot protocol), so the gap can be watched as it opens or closes. With a
+pair-classification objective the event also carries `task`: accuracy on a fixed, seeded
+sample of the pairs file's dev pairs (`task_dev_sample`), every language pair, including
+those training never sees.
 """
 
 from __future__ import annotations
@@ -138,3 +142,42 @@ def embed_ids(
     finally:
         model.train(was_training)
     return out
+
+
+def task_dev_sample(dev: pl.DataFrame, per_lang_pair: int, seed: int = 0) -> pl.DataFrame:
+    """The fixed dev pairs of the live task accuracy: at most `per_lang_pair` rows of each
+    (lang1, lang2), drawn with the run's seed, sorted by (lang1, lang2, pair_id)."""
+    if dev.height == 0:
+        return dev
+    parts = [
+        group if group.height <= per_lang_pair else group.sample(per_lang_pair, seed=seed)
+        for _, group in dev.sort("pair_id").group_by("lang1", "lang2", maintain_order=True)
+    ]
+    return pl.concat(parts).sort("lang1", "lang2", "pair_id")
+
+
+def task_summary(dev: pl.DataFrame, pred: np.ndarray) -> dict[str, Any]:
+    """The eval event's `task` field: accuracy over the dev sample, per language pair.
+
+    `mean` averages the pairs (each pair counts once, as the recall@1 mean does); `mono` and
+    `cross` pool the rows of same-language and of cross-language pairs; `by_pair` is keyed
+    `lang1|lang2`.
+    """
+    from xrdiag.core.training.sampler import lang_pair_key
+
+    if dev.height == 0:
+        return {"accuracy": {"mean": None, "mono": None, "cross": None, "by_pair": {}}, "n": 0}
+    rows = dev.select("lang1", "lang2").with_columns(
+        correct=pl.Series(np.asarray(pred) == dev["label"].to_numpy()).cast(pl.Float64)
+    )
+    per = rows.group_by("lang1", "lang2").agg(pl.col("correct").mean()).sort("lang1", "lang2")
+    same = pl.col("lang1") == pl.col("lang2")
+    return {
+        "accuracy": {
+            "mean": _mean(per["correct"]),
+            "mono": _mean(rows.filter(same)["correct"]),
+            "cross": _mean(rows.filter(~same)["correct"]),
+            "by_pair": {lang_pair_key(a, b): v for a, b, v in per.iter_rows()},
+        },
+        "n": int(dev.height),
+    }

@@ -230,7 +230,9 @@ def _loop(
         if main and (step % r.eval_every == 0 or step == o.max_steps):
             ev = events.write("eval", step=step, **model.evaluate())
             loss = stats["event"]["loss"]
-            say(f"step {step}: loss {loss:.4f}, dev recall@1 {ev['recall@1']['mean']:.3f}")
+            task = (ev.get("task") or {}).get("accuracy", {}).get("mean")
+            extra = f", dev task accuracy {task:.3f}" if task is not None else ""
+            say(f"step {step}: loss {loss:.4f}, dev recall@1 {ev['recall@1']['mean']:.3f}{extra}")
         if any_process(acc, flag.signal is not None) and flag.signal is None:
             flag.signal = "SIGTERM"  # another process was signalled: stop with it
         stop = flag.signal or (

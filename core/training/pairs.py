@@ -8,23 +8,20 @@ Labelled sentence pairs (PAWS-X/XNLI style) for the pair-classification objectiv
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 
-from xrdiag.core.corpus import Corpus
-from xrdiag.core.corpus.langcodes import lang_problem, normalize_lang
+from xrdiag.core.corpus import Corpus, split_of
+from xrdiag.core.task.pairs_io import PairsSet, read_pairs
 from xrdiag.errors import UserError
 
 if TYPE_CHECKING:
     from xrdiag.core.training.robust import SynonymSubstituter
 
 PAIR_COLUMNS = ("id", "src_lang", "tgt_lang", "domain", "src_text", "tgt_text")
-LABELLED_COLUMNS = ("sentence1", "sentence2", "label", "lang1", "lang2")
-LABELLED_DOMAIN = "pairs"
 
 
 def translation_pairs(
@@ -79,82 +76,73 @@ def dev_subset(corpus: Corpus, max_per_domain: int, seed: int = 0) -> pl.DataFra
     return dev.frame.select("id", "lang", "domain", "text").sort("id", "lang")
 
 
-def _read_table(path: Path) -> pl.DataFrame:
-    """A CSV/TSV or JSONL file as strings; unreadable files are the user's error."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".jsonl", ".json"):
-            rows = []
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        raise UserError(f"{path}, row {number}: not a JSON object") from None
-            return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-        if suffix in (".csv", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            return pl.read_csv(path, separator=sep, infer_schema_length=0)
-    except (OSError, pl.exceptions.ComputeError) as exc:
-        raise UserError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
-    raise UserError(f"{path}: objective.pairs_file must be .csv, .tsv or .jsonl")
-
-
 def labelled_pairs(path: Path | str, num_labels: int) -> pl.DataFrame:
     """Labelled sentence pairs for pair classification, validated, in the sampler's columns.
 
-    Input columns sentence1, sentence2, label (0..num_labels-1), lang1, lang2; the two languages
-    may differ (the generalised cross-lingual setting of Huang et al. 2021). Output columns id,
-    src_lang, tgt_lang, domain ("pairs"), src_text, tgt_text, label.
+    Any file `core/task/pairs_io.py` reads (PAWS-X, XNLI, the generic sentence1, sentence2,
+    label (0..num_labels-1), lang1, lang2 schema); the two languages may differ (the
+    generalised cross-lingual setting of Huang et al. 2021). Every row, in the columns id,
+    src_lang, tgt_lang, domain (the file's, else "pairs"), src_text, tgt_text, label.
     """
+    return _sampler_columns(_read_labelled(path, num_labels).frame)
+
+
+def _read_labelled(path: Path | str, num_labels: int) -> PairsSet:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"objective.pairs_file {path}: no such file")
-    frame = _read_table(path)
-    missing = [c for c in LABELLED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(
-            f"{path}: missing column(s) {', '.join(missing)}; "
-            f"expected {', '.join(LABELLED_COLUMNS)}"
-        )
-    if frame.height == 0:
-        raise UserError(f"{path}: no rows; expected labelled sentence pairs")
-    frame = frame.with_columns(pl.col(c).cast(pl.String) for c in LABELLED_COLUMNS)
-    labels = []
-    for row, value in enumerate(
-        frame["label"].to_list(), start=2 if path.suffix != ".jsonl" else 1
-    ):
-        try:
-            label = int(str(value))
-        except ValueError:
-            label = -1
-        if not 0 <= label < num_labels:
-            raise UserError(
-                f"{path}, row {row}, column 'label': {value!r}; expected an integer in "
-                f"0..{num_labels - 1} (objective.num_labels = {num_labels})"
-            )
-        labels.append(label)
-    for col in ("sentence1", "sentence2", "lang1", "lang2"):
-        empty = frame.with_row_index("r").filter(
-            pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
-        )
-        if empty.height:
-            raise UserError(f"{path}, row {empty['r'][0] + 1}, column {col!r}: empty value")
-    norm = {}
-    for code in set(frame["lang1"].to_list()) | set(frame["lang2"].to_list()):
-        problem = lang_problem(code)
-        if problem:
-            raise UserError(f"{path}, column 'lang1'/'lang2': {problem}")
-        norm[code] = normalize_lang(code)
+    return read_pairs(path, num_labels)
+
+
+def _sampler_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
-        id=pl.int_range(pl.len()).cast(pl.String),
-        src_lang=pl.col("lang1").replace_strict(norm),
-        tgt_lang=pl.col("lang2").replace_strict(norm),
-        domain=pl.lit(LABELLED_DOMAIN),
-        src_text=pl.col("sentence1"),
-        tgt_text=pl.col("sentence2"),
-        label=pl.Series(labels, dtype=pl.Int64),
+        id=pl.col("pair_id"),
+        src_lang="lang1",
+        tgt_lang="lang2",
+        domain="domain",
+        src_text="sentence1",
+        tgt_text="sentence2",
+        label="label",
     )
+
+
+def pair_classification_data(
+    path: Path | str, num_labels: int, train_lang_pairs: Sequence[str]
+) -> tuple[pl.DataFrame, pl.DataFrame, tuple[str, ...]]:
+    """(training pairs in the sampler's columns, held-out dev pairs, label names).
+
+    With a `split` column, training takes the `train` rows and the live task accuracy the
+    `dev` rows; without one, the ids whose corpus split rule (`split_of`, the rule for corpora
+    without splits) says `dev` are held out for it, about a tenth, and training takes the rest.
+    Training keeps the language pairs `objective.train_lang_pairs` names (e.g. `en-en` to
+    fine-tune on English only and watch the other pairs zero-shot); the dev pairs keep all.
+    """
+    from xrdiag.core.task.lang_pairs import matches, parse_patterns
+
+    data = _read_labelled(path, num_labels)
+    frame = data.frame
+    if data.has_split:
+        train, dev = (
+            frame.filter(pl.col("split") == "train"),
+            frame.filter(pl.col("split") == "dev"),
+        )
+    else:
+        held = pl.Series([split_of(i) == "dev" for i in frame["id"].to_list()], dtype=pl.Boolean)
+        train, dev = frame.filter(~held), frame.filter(held)
+    langs = sorted(set(frame["lang1"].to_list()) | set(frame["lang2"].to_list()))
+    patterns = parse_patterns(train_lang_pairs, langs, "objective.train_lang_pairs")
+    chosen = [
+        any(matches(p, a, b) for p in patterns)
+        for a, b in train.select("lang1", "lang2").iter_rows()
+    ]
+    train = train.filter(pl.Series(chosen, dtype=pl.Boolean))
+    if train.height == 0:
+        where = "split 'train'" if data.has_split else "the rows not held out"
+        raise UserError(
+            f"objective.pairs_file {path}: no training pairs in {where} for "
+            f"objective.train_lang_pairs {list(train_lang_pairs)}; expected at least one"
+        )
+    return _sampler_columns(train), dev, data.label_names
 
 
 def augmented_copies(pairs: pl.DataFrame, sub: SynonymSubstituter, n: int) -> pl.DataFrame:

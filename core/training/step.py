@@ -40,7 +40,7 @@ from xrdiag.core.encoding.encoder import (
 from xrdiag.core.training import dann, objectives, robust
 from xrdiag.core.training.checkpoint_state import restore_state, save_state
 from xrdiag.core.training.config import TrainConfig, validate_against_corpus
-from xrdiag.core.training.dev_eval import dev_diagnostics, embed_ids
+from xrdiag.core.training.dev_eval import dev_diagnostics, embed_ids, task_dev_sample, task_summary
 from xrdiag.core.training.frozen_prefix import reuse_reason, upper_encoder
 from xrdiag.core.training.model_setup import (
     any_process,
@@ -49,10 +49,11 @@ from xrdiag.core.training.model_setup import (
     mean_over_processes,
     pooled_encoder,
 )
+from xrdiag.core.training.pair_forward import pair_inputs, pair_logits
 from xrdiag.core.training.pairs import (
     augmented_copies,
     dev_subset,
-    labelled_pairs,
+    pair_classification_data,
     translation_pairs,
 )
 from xrdiag.core.training.sampler import Batch, HybridBatchSampler
@@ -98,12 +99,17 @@ class StepModel:
         corpus = load_corpus(cfg.corpus.path)
         validate_against_corpus(cfg, corpus)
         p, obj, rb = cfg.protocol, cfg.objective, cfg.robust
+        self.task_dev = None  # pair classification: the dev pairs of the live task accuracy
+        self.label_names = tuple(str(i) for i in range(obj.num_labels))
         if obj.kind == "contrastive":
             pairs = translation_pairs(
                 corpus, p.train_langs, p.train_domains, p.pivot, cfg.corpus.max_per_domain, seed
             )
         else:
-            pairs = labelled_pairs(str(obj.pairs_file), obj.num_labels)
+            pairs, task_dev, self.label_names = pair_classification_data(
+                str(obj.pairs_file), obj.num_labels, obj.train_lang_pairs
+            )
+            self.task_dev = task_dev_sample(task_dev, obj.dev_max_per_lang_pair, seed)
         self.substituter = None
         if rb.rs_da.enabled:
             self.substituter = robust.SynonymSubstituter(load_lexicon(rb.rs_da.lexicon), seed)
@@ -266,12 +272,12 @@ class StepModel:
 
     def _tokenize(self, idx: list[int]) -> dict[str, Any]:
         src, tgt = self._texts("src", idx), self._texts("tgt", idx)
-        kw = {"padding": True, "truncation": True, "max_length": self.max_length,
-              "return_tensors": "pt"}  # fmt: skip
         if self.head is None:  # contrastive: both sides in one forward pass
+            kw = {"padding": True, "truncation": True, "max_length": self.max_length,
+                  "return_tensors": "pt"}  # fmt: skip
             enc = self.tokenizer(src + tgt, **kw)
         else:  # pair classification: the pair encoded together
-            enc = self.tokenizer(src, tgt, **kw)
+            enc = pair_inputs(self.tokenizer, src, tgt, self.max_length)
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def _objective(
@@ -429,7 +435,21 @@ class StepModel:
             self.dev_embeddings(), self.dev, layer=self.n_layers, pivot=p.pivot,
             train_langs=p.train_langs, train_domains=p.train_domains, seed=self.cfg.run.seed,
         )  # fmt: skip
+        if self.task_dev is not None:
+            result["task"] = self.task_accuracy()
         return {**result, "eval_time": time.perf_counter() - start}
+
+    def task_accuracy(self) -> dict[str, Any]:
+        """Pair-classification accuracy of the current weights on the dev sample, per pair."""
+        dev = self.task_dev
+        assert dev is not None and self.head is not None
+        logits = pair_logits(
+            self.encoder, self.head, self.tokenizer,
+            [self.prefix + t for t in dev["sentence1"].to_list()],
+            [self.prefix + t for t in dev["sentence2"].to_list()],
+            max_length=self.max_length, device=self.device,
+        )  # fmt: skip
+        return task_summary(dev, logits.argmax(axis=1))
 
     # -- checkpoints --------------------------------------------------------------------------
 

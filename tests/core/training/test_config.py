@@ -43,6 +43,8 @@ EXPECTED_DEFAULTS = {
         "margin": 0.0,
         "num_labels": 2,
         "pairs_file": None,
+        "train_lang_pairs": ["*-*"],
+        "dev_max_per_lang_pair": 32,
     },
     "robust": {
         "rs_rp": {"enabled": False, "distribution": "gaussian", "sigma": 0.01},
