@@ -77,7 +77,7 @@ def build_task(
     for hard neighbours (a name, directory or `default`; None: the lexical fallback);
     `max_per_domain`: a seeded cap on ids per domain (`Corpus.filter`).
     """
-    from xrdiag.core.training.robust import load_lexicon
+    from xrdiag.core.data.synonyms import load_lexicon
 
     if not 0.0 <= neighbour_share <= 1.0:
         raise UserError(f"--neighbour-share {neighbour_share}: expected a number in [0, 1]")

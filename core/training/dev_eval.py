@@ -117,7 +117,7 @@ def embed_ids(
 ) -> np.ndarray:
     """Pooled last-layer embeddings `[n, dim]` of token-id lists, in input order, eval mode.
 
-    Batched by a token budget over length-sorted sentences (as core/encoder.py does); the
+    Batched by a token budget over length-sorted sentences (as core/encoding/encoder.py does); the
     model goes back to train mode afterwards. No dropout runs, so no RNG is consumed.
     """
     import torch

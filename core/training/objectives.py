@@ -25,7 +25,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> tor
     """Sentence vectors `[batch, dim]` from token states `[batch, tokens, dim]`.
 
     Mean pooling averages the states of real tokens only (mask = 1), as the encoder does for
-    evaluation (core/encoder.py), so training optimises the same vector that is evaluated.
+    evaluation (core/encoding/encoder.py), so training optimises the same vector that is evaluated.
     """
     if pooling == "cls":
         return hidden[:, 0, :]

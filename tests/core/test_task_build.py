@@ -11,11 +11,12 @@ import polars as pl
 import pytest
 
 from xrdiag.core.corpus import load_corpus
+from xrdiag.core.data.synonyms import load_lexicon
 from xrdiag.core.task.build import TASK_COLUMNS, build_task, task_summary, write_task
 from xrdiag.core.task.lang_pairs import expand_pairs, parse_lang_pair, parse_patterns
 from xrdiag.core.task.pairs_io import read_pairs
 from xrdiag.core.task.rewrites import function_words, swap_words, synonym_rewrite
-from xrdiag.core.training.robust import WORD, load_lexicon
+from xrdiag.core.training.robust import WORD
 from xrdiag.errors import UserError
 
 LANGS = ["en", "fr", "zh", "hi"]

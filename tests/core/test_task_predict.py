@@ -14,7 +14,7 @@ import pytest
 from xrdiag.analyses.task_accuracy import task_results
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.events import read_events
-from xrdiag.core.runs import RunDir
+from xrdiag.core.layout.dirs import RunDir
 from xrdiag.core.task.build import build_task, write_task
 from xrdiag.core.task.pairs_io import read_pairs
 from xrdiag.core.task.predict import PREDICTION_COLUMNS, predict_pairs
