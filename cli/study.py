@@ -17,7 +17,7 @@ from xrdiag.errors import UserError
 
 # Measured wall time of the presets (see the demo's closing note); said up front, not promised.
 EXPECTED = {
-    "quick": "about 7-10 minutes on 2 idle CPU cores (~30 s per training run)",
+    "quick": "about 12-15 minutes on 2 CPU cores from an empty cache (~1 min per cell)",
     "full": "not yet timed; by estimate 15-30 minutes on one GPU, hours on a CPU",
 }
 
@@ -27,6 +27,10 @@ def _plan(cfg: Any, out: Path, expected: str | None) -> str:
     base = cfg.base_config()
     p, e = base.protocol, cfg.eval
     frozen = base.model.freeze_layers
+    rows = ("every sentence training never saw" if e.held_out
+            else f"the {'+'.join(e.splits)} split(s)")  # fmt: skip
+    langs = ", ".join(sorted({*e.langs, p.pivot})) if e.langs else "every language"
+    cap = f" (<= {e.max_per_domain} ids per domain)" if e.max_per_domain else ""
     lines = [
         f"study -> {out}",
         f"  {len(cfg.variants)} variants ({', '.join(cfg.variants)}) x {len(cfg.seeds)} seeds "
@@ -34,9 +38,11 @@ def _plan(cfg: Any, out: Path, expected: str | None) -> str:
         f"(batch {base.batches.batch_size}, lower {frozen} layers frozen) on model "
         f"{base.model.name!r}",
         f"  training sees {', '.join(p.train_langs)} x {', '.join(p.train_domains)}; every "
-        f"checkpoint and the base model are evaluated on the {'+'.join(e.splits)} split(s) of "
-        f"every language and domain (<= {e.max_per_domain} ids per domain): recall@1 vs "
-        f"{p.pivot} both ways, CKA, probes, geometry, PCA, last layer",
+        f"checkpoint and the base model are evaluated on {rows} of {langs}, every domain"
+        f"{cap}: recall@1 vs {p.pivot} both ways among the pair's common pool, xSIM, CKA, "
+        "probes, geometry, PCA, last layer",
+        f"  primary question: {' / '.join(cfg.stats.primary_key())} vs {cfg.baseline}; "
+        f"each comparison states its minimum detectable effect",
     ]
     if not cfg.keep_checkpoints:
         lines.append(

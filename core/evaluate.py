@@ -76,6 +76,9 @@ class EvalOptions:
     max_length: int | None = None
     device: str = "auto"
     token_budget: int = DEFAULT_TOKEN_BUDGET
+    # Blocks below this one are computed once per sentence and shared with every model whose
+    # lower layers are bit-identical (a study's base and cells); None: as the model says.
+    frozen_prefix: int | None = None
     # Robustness to input noise (analyses/perturb.py): kinds, the per-unit rate, their seed.
     noise_kinds: tuple[str, ...] = DEFAULT_KINDS
     noise_rate: float = 0.1
@@ -134,6 +137,7 @@ def run_eval(
             pooling=options.pooling,
             max_length=options.max_length,
             token_budget=options.token_budget,
+            frozen_prefix=options.frozen_prefix,
         )
         layers = encoder.resolve_layers(options.layers)
     pivot = options.pivot

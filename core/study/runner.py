@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 from xrdiag.analyses.registry import default_names
 from xrdiag.core.layout import names
 from xrdiag.core.layout.atomic import write_atomic, write_text_atomic
@@ -83,15 +85,27 @@ def _check_corpus(cfg: StudyConfig) -> None:
         )
 
 
+def eval_rows(cfg: StudyConfig) -> pl.DataFrame:
+    """The rows every model is evaluated on: eval.splits, or every row training never saw
+    (eval.held_out), of eval.langs (and the pivot)."""
+    from xrdiag.core.corpus import load_corpus
+
+    base = cfg.base_config()
+    e, p = cfg.eval, base.protocol
+    corpus = load_corpus(base.corpus.path)
+    if e.langs:
+        corpus = corpus.filter(langs=sorted({*e.langs, p.pivot}))
+    if not e.held_out:
+        return corpus.filter(splits=e.splits).frame
+    trained = (pl.col("split") == "train") & pl.col("domain").is_in(list(p.train_domains))
+    return corpus.frame.filter(~trained)
+
+
 def _eval_corpus(cfg: StudyConfig, out: Path) -> Path:
-    """The held-out rows (eval.splits of every language and domain), written once."""
+    """The evaluation rows (`eval_rows`), written once."""
     path = StudyDir(out).eval_corpus
     if not path.is_file():
-        from xrdiag.core.corpus import load_corpus
-
-        base = cfg.base_config()
-        frame = load_corpus(base.corpus.path).filter(splits=cfg.eval.splits).frame
-        write_atomic(path, frame.write_parquet)
+        write_atomic(path, eval_rows(cfg).write_parquet)
     return path
 
 
@@ -116,8 +130,15 @@ def _evaluate(
         probe_max_rows=e.probe_max_rows,
         max_length=e.max_length,
         device=e.device,
+        frozen_prefix=_frozen_prefix(cfg),
     )
     run_eval(model, str(corpus), out_dir, opts, progress=progress)
+
+
+def _frozen_prefix(cfg: StudyConfig) -> int:
+    """The blocks the base and every cell share bit for bit (computed once per sentence)."""
+    m = cfg.base_config().model
+    return m.freeze_layers if m.reuse_frozen_prefix else 0
 
 
 def _prefixed(progress: Progress, label: str) -> Progress:

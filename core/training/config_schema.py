@@ -27,7 +27,12 @@ class ModelConfig:
     pooling: Literal["mean", "cls"] = _f("mean", "sentence embedding: mean (masked) or cls")
     max_length: int = _f(128, "tokens per sentence, longer ones are truncated", 2)
     freeze_embeddings: bool = _f(True, "freeze the token embedding matrix")
-    freeze_layers: int = _f(0, "freeze the lower N transformer layers", 0)
+    freeze_layers: int = _f(
+        0, "freeze the embeddings and the lower N transformer layers (no dropout there)", 0
+    )
+    reuse_frozen_prefix: bool = _f(
+        True, "compute the frozen layers once per sentence when the inputs are not perturbed"
+    )
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,8 @@ class RunConfig:
     )
     keep_last: int = _f(2, "checkpoints kept", 1)
     eval_every: int = _f(25, "steps between dev evaluations", 1)
+    eval_at_start: bool = _f(True, "a dev evaluation of the untouched model at step 0")
+    eval_at_end: bool = _f(True, "a dev evaluation of the final model")
     device: str = _f("auto", "auto, cpu, cuda, cuda:N or mps", pattern=r"auto|cpu|mps|cuda(:\d+)?")
     log_every: int = _f(1, "steps between step events", 1)
     mixed_precision: Literal["no", "fp16", "bf16"] = _f(

@@ -98,12 +98,13 @@ def padded_states(
     """Rows `index` of the cached states as a right-padded batch `[b, t, d]` and its mask."""
     import torch
 
-    lengths = [int(cached.offsets[i + 1] - cached.offsets[i]) for i in index]
+    lengths = [int(cached.lengths[i]) for i in index]
     width = max(lengths)
     dim = cached.states.shape[1]
     states = torch.zeros((len(index), width, dim), dtype=torch.float32)
     mask = torch.zeros((len(index), width), dtype=torch.long)
     for row, (i, n) in enumerate(zip(index, lengths, strict=True)):
-        states[row, :n] = torch.from_numpy(cached.states[cached.offsets[i] : cached.offsets[i] + n])
+        start = int(cached.starts[i])
+        states[row, :n] = torch.from_numpy(cached.states[start : start + n])
         mask[row, :n] = 1
     return states.to(device, dtype or torch.float32), mask.to(device)

@@ -192,7 +192,7 @@ def train(
             events.write("start", step=0, max_steps=cfg.optim.max_steps, n_pairs=model.n_pairs,
                          device=model.device, trainable_params=model.trainable_params,
                          **procs)  # fmt: skip
-            if main:
+            if main and cfg.run.eval_at_start:
                 events.write("eval", step=0, **model.evaluate())
         result = _loop(cfg, run, model, events, step, flag, stop_after, say)
     if accelerator.num_processes > 1:
@@ -227,7 +227,7 @@ def _loop(
         step += 1
         if step % r.log_every == 0 or step == o.max_steps:
             events.write("step", step=step, **stats["event"])
-        if main and (step % r.eval_every == 0 or step == o.max_steps):
+        if main and (step % r.eval_every == 0 or (step == o.max_steps and r.eval_at_end)):
             ev = events.write("eval", step=step, **model.evaluate())
             loss = stats["event"]["loss"]
             task = (ev.get("task") or {}).get("accuracy", {}).get("mean")

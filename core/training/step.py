@@ -139,7 +139,8 @@ class StepModel(BatchLoss):
         freeze(model, cfg.model.freeze_embeddings, cfg.model.freeze_layers)
         self.model = model.to(self.device).train()  # the HF model: save, dev eval, embeddings
         # Frozen prefix and unperturbed inputs: the lower blocks run once per sentence.
-        self.prefix_reason = reuse_reason(cfg, model) if reuse_prefix else "switched off"
+        switched_off = not (reuse_prefix and cfg.model.reuse_frozen_prefix)
+        self.prefix_reason = "switched off" if switched_off else reuse_reason(cfg, model)
         self.prefix_states = None
         if self.prefix_reason is None:
             self.prefix_states = self._pair_prefix_states()

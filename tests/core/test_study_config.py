@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from xrdiag.core.study.config import (
@@ -42,7 +43,7 @@ def test_default_grid_and_builtin_variants() -> None:
 def test_user_variant_joins_grid_and_set_overrides(tmp_path: Path) -> None:
     path = tmp_path / "study.toml"
     path.write_text(
-        '[study]\npreset = "quick"\n\n[train.optim]\nmax_steps = 7\n\n'
+        '[study]\npreset = "quick"\n\n[train.optim]\nmax_steps = 7\nwarmup_steps = 2\n\n'
         "[variants.strong]\ndann.enabled = true\ndann.lambda_max = 0.5\n",
         encoding="utf-8",
     )
@@ -89,3 +90,18 @@ def test_user_errors_name_the_key(doc: dict, needle: str) -> None:
 def test_set_outside_tables_is_an_error() -> None:
     with pytest.raises(UserError, match="--set"):
         load_study_config(None, ["optim.max_steps=3"])
+
+
+def test_held_out_evaluation_rows_are_exactly_what_training_never_saw() -> None:
+    from xrdiag.core.study.runner import eval_rows
+
+    cfg = load_study_config(None, [], preset="quick")
+    rows = eval_rows(cfg)
+    protocol = cfg.base_config().protocol
+    assert set(rows["lang"]) == {"en", *cfg.eval.langs}
+    seen = rows.filter(pl.col("domain").is_in(protocol.train_domains))
+    assert set(seen["split"]) == {"dev", "test"}  # the training split of seen domains is out
+    unseen = rows.filter(~pl.col("domain").is_in(protocol.train_domains))
+    assert set(unseen["split"]) == {"train", "dev", "test"}  # never trained on: all of it
+    plain = load_study_config(None, ["eval.held_out=false"], preset="quick")
+    assert set(eval_rows(plain)["split"]) == {"dev", "test"}

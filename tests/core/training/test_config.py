@@ -29,6 +29,7 @@ EXPECTED_DEFAULTS = {
         "max_length": 128,
         "freeze_embeddings": True,
         "freeze_layers": 0,
+        "reuse_frozen_prefix": True,
     },
     "corpus": {"path": "default", "max_per_domain": None},
     "protocol": {
@@ -87,6 +88,8 @@ EXPECTED_DEFAULTS = {
         "checkpoint_every": 50,
         "keep_last": 2,
         "eval_every": 25,
+        "eval_at_start": True,
+        "eval_at_end": True,
         "device": "auto",
         "log_every": 1,
         "mixed_precision": "no",
