@@ -17,7 +17,9 @@ class AnalysisInputs:
     `meta` has one row per embedding row (id, lang, domain, split); `texts` the same rows' text.
     `embed` turns a frame of such rows (with text) into embeddings of the same layers, through
     the evaluator's encoder and cache; `lexicon` loads the shipped synonym lexicon. Both are
-    set only for analyses that declare `needs_encoder`.
+    set only for analyses that declare `needs_encoder`. `pairs` (a labelled sentence-pairs
+    frame) and `predict` (the evaluated checkpoint's classifier over such a frame) are set for
+    the task analysis; `top_layer` is the model's last layer.
     """
 
     layers: Mapping[int, np.ndarray]
@@ -28,3 +30,6 @@ class AnalysisInputs:
     embed: Callable[[pl.DataFrame, str], Mapping[int, np.ndarray]] | None = None
     lexicon: Callable[[], Mapping[str, Sequence[str]]] | None = None
     progress: Callable[[str, int, int | None], None] = field(default=lambda name, done, total: None)
+    pairs: pl.DataFrame | None = None
+    predict: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    top_layer: int = 0

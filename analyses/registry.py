@@ -48,6 +48,8 @@ class Analysis:
     default: bool = True
     needs_encoder: bool = False
     output: Literal["results", "projection"] = "results"
+    embeds_corpus: bool = True  # False: reads something else (the task's sentence pairs)
+    cached: bool = True  # False: its inputs are not all in the cache key (a file's content)
 
     def function(self) -> Callable[[AnalysisInputs], AnalysisOutput]:
         module, name = self.target.split(":")
@@ -74,6 +76,8 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("robustness", "robustness:analyse", "Robustness",
              ("noise_kinds", "noise_rate", "noise_seed", "bootstrap", "seed"),
              default=False, needs_encoder=True),
+    Analysis("task", "task_accuracy:analyse", "Task", ("task_pairs", "bootstrap", "seed"),
+             default=False, needs_encoder=True, embeds_corpus=False, cached=False),
 )  # fmt: skip
 _BY_NAME = {a.name: a for a in ANALYSES}
 

@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from xrdiag.analyses.bootstrap import BootstrapMeans, percentile_interval
+from xrdiag.analyses.inputs import AnalysisInputs
 from xrdiag.analyses.schema import ALL_DOMAINS, results_frame
 from xrdiag.errors import UserError
 
@@ -195,3 +196,15 @@ def _gaps(
                     "value": float(gap(joint.sum(axis=0))), "ci_low": low, "ci_high": high,
                     "n": other.height})  # fmt: skip
     return out
+
+
+def analyse(inputs: AnalysisInputs) -> dict[str, pl.DataFrame]:
+    """The registered `task` analysis: the checkpoint's predictions on the pairs and their
+    accuracy rows; the predictions themselves are written too (predictions.parquet)."""
+    if inputs.predict is None or inputs.pairs is None:
+        raise UserError("--analyses task: give the labelled pairs with --task PAIRS_FILE")
+    predictions = inputs.predict(inputs.pairs)
+    opts = inputs.options
+    results = task_results(predictions, layer=inputs.top_layer, bootstrap=opts["bootstrap"],
+                           seed=opts["seed"])  # fmt: skip
+    return {"results": results, "predictions": predictions}

@@ -55,11 +55,13 @@ def _register_commands() -> None:
     from xrdiag.cli.eval import eval_command
     from xrdiag.cli.report import compare_command, report_command
     from xrdiag.cli.study import demo_command, study_command
+    from xrdiag.cli.task import task
     from xrdiag.cli.train import train_command
     from xrdiag.cli.ui import ui_command
 
     for command in (corpus, embed, eval_command, cache, train_command, study_command,
-                    demo_command, report_command, compare_command, ui_command):  # fmt: skip
+                    demo_command, report_command, compare_command, ui_command,
+                    task):  # fmt: skip
         cli.add_command(command)
 
 

@@ -71,6 +71,13 @@ from xrdiag.errors import UserError
 @click.option(
     "--block-size", type=int, default=4096, show_default=True, help="Query rows per matmul block."
 )
+@click.option(
+    "--task",
+    "task_pairs",
+    default=None,
+    help="Labelled sentence pairs for --analyses task (xrdiag task build, PAWS-X, XNLI); the "
+    "model must be a pair-classification checkpoint.",
+)
 @click.option("--projection", type=click.Choice(["pca", "umap"]), default="pca", show_default=True)
 @click.option("--projection-max-points", type=int, default=None, help="Seeded cap, reported.")
 @click.option("--probe-max-rows", type=int, default=None, help="Seeded cap of probe rows.")

@@ -28,7 +28,7 @@ from xrdiag.analyses.perturb import DEFAULT_KINDS, check_rate, parse_noise_kinds
 from xrdiag.analyses.schema import empty_results
 from xrdiag.cache.store import ArrayStore, cache_key
 from xrdiag.core.corpus import Corpus, load_corpus
-from xrdiag.core.encoding.embedding import Embeddings, embed_corpus, layer_key
+from xrdiag.core.encoding.embedding import Embeddings, embed_corpus, layer_key, no_embeddings
 from xrdiag.core.encoding.encoder import DEFAULT_TOKEN_BUDGET, Encoder
 from xrdiag.core.layout.atomic import write_atomic
 from xrdiag.core.layout.dirs import EvalDir
@@ -79,6 +79,10 @@ class EvalOptions:
     # Blocks below this one are computed once per sentence and shared with every model whose
     # lower layers are bit-identical (a study's base and cells); None: as the model says.
     frozen_prefix: int | None = None
+    # The task analysis: a labelled sentence-pairs file (core/task/pairs_io.py: PAIRS files,
+    # PAWS-X, XNLI) scored by the checkpoint's pair-classification head; its dev and test rows
+    # when it has a split, else every row.
+    task_pairs: str | None = None
     # Robustness to input noise (analyses/perturb.py): kinds, the per-unit rate, their seed.
     noise_kinds: tuple[str, ...] = DEFAULT_KINDS
     noise_rate: float = 0.1
@@ -147,9 +151,12 @@ def run_eval(
         )
     store = ArrayStore()
     with _timed(timings, "encode"):
-        emb = embed_corpus(
-            encoder, corpus, layers, store=store, progress=lambda d, t: report("encode", d, t)
-        )
+        if any(registry.get(n).embeds_corpus for n in options.analyses):
+            emb = embed_corpus(
+                encoder, corpus, layers, store=store, progress=lambda d, t: report("encode", d, t)
+            )
+        else:  # the task alone reads its pairs, not the corpus
+            emb = no_embeddings(encoder, corpus)
     checkpoint = checkpoint_name(model)
     frames: list[pl.DataFrame] = []
     from_cache: list[str] = []
@@ -174,6 +181,8 @@ def run_eval(
     timings["total"] = round(time.perf_counter() - started, 3)
     manifest = _manifest(model, checkpoint, encoder, emb, corpus.source, layers, options, timings)
     manifest["analyses_from_cache"] = from_cache
+    if "predictions" in extra:  # the task's pairs are not in the corpus: name them by content
+        manifest["task"] = _task_provenance(options.task_pairs, extra["predictions"])
     out_dir.mkdir(parents=True, exist_ok=True)
     target = EvalDir(out_dir)
     written = {target.results, target.rows, target.manifest}
@@ -212,6 +221,8 @@ def _inputs(
     """An analysis' inputs; the encoder (to embed new texts) only for those that need it."""
     opts = {name: getattr(options, name) for name in _option_names()}
     texts = corpus.frame["text"].to_list()
+    if spec.name == "task":
+        return _task_inputs(emb, encoder, opts, report)
     if not spec.needs_encoder:
         return AnalysisInputs(emb.layers, emb.meta, opts, pivot=pivot, texts=texts, progress=report)
     layers = sorted(emb.layers)
@@ -243,6 +254,29 @@ def _inputs(
     )
 
 
+def _task_inputs(
+    emb: Embeddings, encoder: Encoder, opts: dict[str, Any], report: Progress
+) -> AnalysisInputs:
+    """The task analysis' pairs (dev and test rows when split) and the checkpoint's predictor."""
+    from xrdiag.core.task.pairs_io import read_pairs
+    from xrdiag.core.task.predict import predict_pairs
+
+    if not opts["task_pairs"]:
+        raise UserError("--analyses task: give the labelled pairs with --task PAIRS_FILE")
+    pairs = read_pairs(opts["task_pairs"])
+    frame = pairs.frame
+    if pairs.has_split:
+        frame = frame.filter(pl.col("split") != "train")
+    if frame.height == 0:
+        raise UserError(f"--task {opts['task_pairs']}: no dev or test rows to evaluate")
+    device = opts["device"] if opts["device"] != "auto" else encoder.device
+    return AnalysisInputs(
+        emb.layers, emb.meta, opts, pairs=frame, progress=report,
+        predict=lambda rows: predict_pairs(encoder.model_path, rows, device=device),
+        top_layer=encoder.num_layers - 1,
+    )  # fmt: skip
+
+
 def _option_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(EvalOptions))
 
@@ -262,6 +296,9 @@ def _cached_analysis(
     """
     import io
 
+    if not spec.cached:
+        found = spec.function()(inputs)
+        return dict(found) if isinstance(found, Mapping) else {spec.output: found}
     key = cache_key(
         kind="results" if spec.output == "results" else spec.output,
         analysis=spec.name,
@@ -286,6 +323,16 @@ def _cached_analysis(
         arrays[f"parquet:{name}"] = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
     store.put(key, arrays)
     return frames
+
+
+def _task_provenance(pairs: str | None, predictions: list[pl.DataFrame]) -> dict[str, Any]:
+    path = Path(pairs or "").resolve()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"pairs": str(path), "sha256": digest.hexdigest(),
+            "n": sum(frame.height for frame in predictions)}  # fmt: skip
 
 
 def _plain(value: Any) -> Any:

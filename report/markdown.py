@@ -93,6 +93,15 @@ def result_findings(results: pl.DataFrame, who: str) -> list[str]:
             f"{last['mean_cka']:.3f} at layer "
             f"{last['layer']} ({last['pairs']} language pairs)"
         )
+    task = tables.task_headline(results)
+    if task is not None:
+        parts = [f"{name} {value:.3f} (n={n})" for name, key in
+                 (("monolingual", "accuracy_mono"), ("cross-lingual", "accuracy_cross"))
+                 if key in task for value, n in [task[key]]]  # fmt: skip
+        if "gap" in task:
+            cell, gap, n = task["gap"]
+            parts.append(f"largest transfer gap {cell} {gap:+.3f} (n={n})")
+        out.append(f"{who}: task accuracy " + ", ".join(parts))
     return out
 
 

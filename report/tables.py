@@ -229,6 +229,10 @@ def eval_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
         row["cka_mean"] = _num((e.get("cka") or {}).get("mean"))
         row["lang_probe_acc"] = _num((e.get("lang_probe") or {}).get("acc"))
         row["domain_probe_acc"] = _num((e.get("domain_probe") or {}).get("acc"))
+        task = (e.get("task") or {}).get("accuracy") or {}
+        for part in ("mean", "mono", "cross"):
+            if part in task:
+                row[f"task_accuracy_{part}"] = _num(task[part])
         rows.append(row)
     if not rows:
         return pl.DataFrame()
@@ -476,3 +480,22 @@ def scalar_rows(results: pl.DataFrame, metrics: Sequence[str], domain: str = ALL
         .sort("layer")
         .select(["layer"] + [m for m in metrics if m in frame["metric"].unique().to_list()])
     )
+
+
+def task_headline(results: pl.DataFrame) -> dict[str, Any] | None:
+    """Task accuracy pooled on and off the diagonal and the largest transfer gap (top layer)."""
+    rows = results.filter(pl.col("analysis") == "task")
+    if not rows.height:
+        return None
+    layer = top_layer(rows)
+    rows = rows.filter((pl.col("layer") == layer) & (pl.col("domain") == ALL))
+    out: dict[str, Any] = {"layer": layer}
+    for metric in ("accuracy_mono", "accuracy_cross"):
+        found = rows.filter(pl.col("metric") == metric)
+        if found.height:
+            out[metric] = (float(found["value"][0]), int(found["n"][0]))
+    gaps = rows.filter(pl.col("metric") == "transfer_gap").sort("value", descending=True)
+    if gaps.height:
+        top = gaps.row(0, named=True)
+        out["gap"] = (f"{top['src_lang']}-{top['tgt_lang']}", float(top["value"]), int(top["n"]))
+    return out

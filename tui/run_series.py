@@ -120,6 +120,10 @@ class RunSeries:
             if isinstance(e.get(probe), dict):
                 self.alignment[f"{short} probe"].add(s, e[probe].get("acc"))
                 self.alignment[f"{short} chance"].add(s, e[probe].get("chance"))
+        task = (e.get("task") or {}).get("accuracy") or {}
+        for part in ("mono", "cross"):  # pair classification: the dev task accuracy
+            if task.get(part) is not None:
+                self.alignment[f"task {part}"].add(s, task[part])
 
     def _per_group(self, step: int, rows: list[dict[str, Any]]) -> None:
         """One recall@1 line per language (pooled domains) and per domain (all languages)."""
@@ -152,6 +156,9 @@ class RunSeries:
             text = f"loss {_fmt(e.get('loss'))}  lr {_fmt(e.get('lr'))}"
         elif kind == "eval":
             text = f"dev recall@1 {_fmt((e.get('recall@1') or {}).get('mean'))}"
+            task = (e.get("task") or {}).get("accuracy") or {}
+            if task.get("mean") is not None:
+                text += f"  task accuracy {_fmt(task['mean'])}"
         elif kind == "checkpoint":
             text = f"checkpoint {e.get('path')}"
         elif kind in ("start", "resume"):

@@ -92,6 +92,19 @@ def embed_corpus(
     )
 
 
+def no_embeddings(encoder: Encoder, corpus: Corpus) -> Embeddings:
+    """The corpus and model described, nothing encoded: for analyses that read other inputs."""
+    return Embeddings(
+        layers={},
+        meta=corpus.frame.select(META_COLUMNS),
+        model=encoder.model_name,
+        model_fingerprint=encoder.fingerprint,
+        corpus_fingerprint=corpus.fingerprint(),
+        spec=encoder.spec.as_key(),
+        cached_layers=[],
+    )
+
+
 def save_embeddings(emb: Embeddings, out: Path) -> None:
     """Write an `.npz`: `layer_<i>` arrays, the metadata columns, and a JSON header; atomically.
 

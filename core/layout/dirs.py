@@ -65,12 +65,16 @@ class EvalDir:
 
     def outputs(self) -> list[Path]:
         """The files an evaluation writes that exist here (the manifest apart)."""
-        known = [self.results, self.rows, self.projection, self.queries]
+        known = [self.results, self.rows, self.projection, self.queries, self.predictions]
         return [p for p in known if p.is_file()]
 
     @property
     def queries(self) -> Path:
         return self.root / names.QUERIES
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / names.PREDICTIONS
 
     def exists(self) -> bool:
         """Whether the evaluation finished (the manifest is written last)."""

@@ -10,7 +10,8 @@ MANIFEST = "manifest.json"
 ROWS = "rows.parquet"
 PROJECTION = "projection.parquet"
 QUERIES = "queries.parquet"  # per-query gold ranks of the primary retrieval figure
-EVAL_OUTPUTS = (RESULTS, ROWS, PROJECTION, QUERIES, MANIFEST)
+PREDICTIONS = "predictions.parquet"  # the task analysis: the classifier's prediction per pair
+EVAL_OUTPUTS = (RESULTS, ROWS, PROJECTION, QUERIES, PREDICTIONS, MANIFEST)
 
 # A run directory (`xrdiag train --out`, a study's cell).
 RUN_FILE = "run.toml"

@@ -156,3 +156,99 @@ def test_a_checkpoint_without_a_head(tiny_model_dir: Path, run: dict) -> None:
         predict_pairs(tiny_model_dir, pairs)
     with pytest.raises(UserError, match="missing column"):
         predict_pairs(run["result"].checkpoint, pairs.drop("sentence2"))
+
+
+# --------------------------------------------------------------------------- eval --task
+
+
+def cli(argv: list[str]) -> tuple[int, str]:
+    """The command as a user runs it (a subprocess: its real exit code and streams)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "xrdiag", *argv], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def evaluated(run: dict) -> Path:
+    """`xrdiag eval --analyses task` on the trained checkpoint, through the command line."""
+    out = run["root"] / "eval"
+    argv = ["eval", "--model", str(run["result"].checkpoint), "--analyses", "task",
+            "--task", str(run["task"]), "--bootstrap", "50", "--device", "cpu",
+            "--out", str(out)]  # fmt: skip
+    code, output = cli(argv)
+    assert code == 0, output
+    return out
+
+
+def test_eval_task_scores_the_held_out_pairs(run: dict, evaluated: Path) -> None:
+    """Every dev and test pair is predicted once; each accuracy cell equals its predictions'."""
+    from xrdiag.core.layout.dirs import EvalDir
+
+    found = EvalDir(evaluated)
+    assert found.exists() and found.predictions.is_file()
+    pred = pl.read_parquet(found.predictions)
+    held = read_pairs(run["task"], 2).frame.filter(pl.col("split") != "train")
+    assert sorted(pred["pair_id"].to_list()) == sorted(held["pair_id"].to_list())
+    results = pl.read_parquet(found.results).filter(pl.col("analysis") == "task")
+    assert set(results["metric"]) >= {"accuracy", "macro_f1", "accuracy_mono", "accuracy_cross"}
+    again = predict_pairs(run["result"].checkpoint, held)
+    assert dict(zip(again["pair_id"], again["pred"], strict=True)) == dict(
+        zip(pred["pair_id"], pred["pred"], strict=True)
+    )
+    for (l1, l2, dom), cell in pred.group_by("lang1", "lang2", "domain"):
+        row = results.filter(
+            (pl.col("metric") == "accuracy") & (pl.col("src_lang") == l1)
+            & (pl.col("tgt_lang") == l2) & (pl.col("domain") == dom)
+        )  # fmt: skip
+        assert row["n"].item() == cell.height
+        assert row["value"].item() == pytest.approx(
+            float((cell["pred"] == cell["label"]).mean()), abs=1e-12
+        )
+    manifest = json.loads(found.manifest.read_text())
+    assert manifest["options"]["analyses"] == ["task"]
+    assert manifest["task"]["n"] == held.height
+    assert manifest["task"]["pairs"] == str(Path(run["task"]).resolve())
+
+
+def test_eval_task_needs_its_pairs(run: dict, tmp_path: Path) -> None:
+    """No pairs: one line and exit 2, nothing written."""
+    argv = ["eval", "--model", str(run["result"].checkpoint), "--analyses", "task",
+            "--device", "cpu", "--out", str(tmp_path / "e")]  # fmt: skip
+    code, output = cli(argv)
+    assert code == 2 and "--task" in output and "Traceback" not in output
+    assert not (tmp_path / "e" / "results.parquet").exists()
+
+
+def test_task_accuracy_in_report_and_compare(evaluated: Path, tmp_path: Path) -> None:
+    """The report shows the task table; compare gates on accuracy (A vs itself: no drop)."""
+    code, output = cli(["report", str(evaluated), "--out", str(tmp_path / "r")])
+    assert code == 0, output
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "Task" in text and "accuracy_cross" in text and "task accuracy monolingual" in text
+    code, output = cli(["compare", str(evaluated), str(evaluated), "--no-reeval",
+                               "--fail-if", "accuracy < -0.01"])  # fmt: skip
+    assert code == 0, output
+    code, output = cli(["compare", str(evaluated), str(evaluated), "--no-reeval",
+                                  "--fail-if", "accuracy <= 0"])  # fmt: skip
+    assert code == 1 and "accuracy" in output, output
+
+
+def test_live_series_and_report_carry_dev_task_accuracy(run: dict) -> None:
+    """The Live screen's task lines and the report's eval table are the eval events' numbers."""
+    from xrdiag.report.tables import eval_table
+    from xrdiag.tui.run_series import RunSeries
+
+    events = read_events(run["root"] / "run" / "events.jsonl")
+    evals = [e for e in events if e["kind"] == "eval"]
+    series = RunSeries()
+    series.add(events)
+    for part in ("mono", "cross"):
+        line = series.alignment[f"task {part}"]
+        assert line.steps == [e["step"] for e in evals]
+        assert line.values == [e["task"]["accuracy"][part] for e in evals]
+    table = eval_table(events)
+    assert table["task_accuracy_mean"].to_list() == [e["task"]["accuracy"]["mean"] for e in evals]
+    assert any("task accuracy" in line for line in series.log)

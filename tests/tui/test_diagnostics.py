@@ -320,3 +320,63 @@ async def test_an_analysis_without_a_view_gets_a_table_tab(
         assert table.row_count == want.height
         first = [str(c) for c in table.get_row_at(0)]
         assert first[0] == want["metric"][0] and first[4] == f"{want['value'][0]:.4f}"
+
+
+@pytest.mark.anyio
+async def test_task_tab_is_the_task_rows(tmp_path: Path) -> None:
+    """Task accuracy: a lang1 x lang2 grid of exactly the results' cells, per domain with d."""
+    import numpy as np
+    from textual.widgets import DataTable
+
+    from xrdiag.analyses.task_accuracy import task_results
+
+    rng = np.random.default_rng(0)
+    langs = [("en", "en"), ("en", "fr"), ("fr", "fr"), ("fr", "en")]
+    preds = pl.DataFrame(
+        [
+            {
+                "id": f"s{i}",
+                "lang1": a,
+                "lang2": b,
+                "domain": ("medical", "news")[i % 2],
+                "label": int(i % 2),
+                "pred": int(rng.integers(2)),
+            }
+            for i in range(40)
+            for a, b in langs
+        ]  # fmt: skip
+    )
+    eval_dir = tmp_path / "ev"
+    shutil.copytree(EVAL, eval_dir)
+    fixture = pl.read_parquet(EVAL / "results.parquet")
+    task = task_results(preds, layer=int(fixture["layer"].max()), bootstrap=20)  # type: ignore[arg-type]
+    task = task.with_columns(pl.lit(fixture["checkpoint"][0]).alias("checkpoint"))
+    pl.concat([fixture, task.select(fixture.columns)], how="vertical_relaxed").write_parquet(
+        eval_dir / "results.parquet"
+    )
+    app = _app(eval_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        tabs = app.screen.query_one("#diag-tabs", TabbedContent)
+        assert tabs.get_pane("analysis-task") is not None
+        tabs.active = "analysis-task"
+        await pilot.pause()
+        heat = app.screen.query_one("#task-heat", Heatmap)
+        for domain in ("all", "medical"):
+            while app.screen.state.cka_domain != domain:  # type: ignore[attr-defined]
+                await pilot.press("d")
+            await pilot.pause()
+            for a, b in langs:
+                cell = preds.filter(
+                    (pl.col("lang1") == a) & (pl.col("lang2") == b)
+                    & ((pl.col("domain") == domain) | (domain == "all"))
+                )  # fmt: skip
+                want = float((cell["pred"] == cell["label"]).mean())
+                assert _cell_value(heat, a, b) == pytest.approx(want, abs=1e-12)
+        table = app.screen.query_one("#analysis-task-table", DataTable)
+        assert {str(table.get_row_at(i)[0]) for i in range(table.row_count)} == {
+            "accuracy_mono",
+            "accuracy_cross",
+            "transfer_gap",
+        }

@@ -179,8 +179,9 @@ class DiagnosticsScreen(Screen):
             return tables.layers(res)
         if name == "target":
             return [rt.MEAN, *tables.languages(res.filter(pl.col("analysis") == "retrieval"))]
-        if name == "cka_domain":
-            return tables.plain_domains(res, "cka")
+        if name == "cka_domain":  # one domain key for the CKA, retrieval and task grids
+            found = [d for a in ("cka", "task") for d in tables.plain_domains(res, a)]
+            return tables.domains_order(list(dict.fromkeys(found)))
         return []
 
     # -- actions --------------------------------------------------------------------------
@@ -268,6 +269,9 @@ class DiagnosticsScreen(Screen):
         for name in tables.other_analyses(self.results):
             if name in TAB_ANALYSES:
                 continue
+            if name == "task":
+                self._draw_task(tabs)
+                continue
             pane_id = f"analysis-{name}"
             frame = tables.analysis_table(self.results, name, self.state.layer)
             if not self.query(f"#{pane_id}"):
@@ -276,6 +280,34 @@ class DiagnosticsScreen(Screen):
                 self.call_after_refresh(self._fill_analysis_table, pane_id, frame)
             else:
                 self._fill_analysis_table(pane_id, frame)
+
+    def _draw_task(self, tabs: TabbedContent) -> None:
+        """Task accuracy: lang1 x lang2 heatmap (per domain: d), then the mono/cross summary."""
+        if not self.query("#analysis-task"):
+            pane = TabPane(
+                tables.analysis_title("task"),
+                Static("", id="task-controls", classes="controls", markup=False),
+                Heatmap(id="task-heat"),
+                DataTable(id="analysis-task-table", cursor_type="row"),
+                id="analysis-task",
+            )
+            tabs.add_pane(pane)
+            self.call_after_refresh(self._draw_task, tabs)
+            return
+        task = self.results.filter(pl.col("analysis") == "task")
+        layer = tables.top_layer(task) or 0
+        domains = tables.plain_domains(self.results, "task")
+        domain = self.state.cka_domain if self.state.cka_domain in domains else tables.ALL
+        matrix = rt.lang_by_lang(self.results, "task", "accuracy", layer, domain)
+        self.query_one("#task-controls", Static).update(
+            f"task accuracy, rows: sentence 1's language, columns: sentence 2's  "
+            f"[d] domain {domain}  (diagonal: monolingual; off it: generalized cross-lingual)"
+        )
+        self.query_one("#task-heat", Heatmap).show(matrix, lo=0.0, hi=1.0, corner=f"layer {layer}")
+        summary = tables.analysis_table(self.results, "task", layer).filter(
+            pl.col("metric").is_in(["accuracy_mono", "accuracy_cross", "transfer_gap"])
+        )
+        self._fill_analysis_table("analysis-task", summary)
 
     def _fill_analysis_table(self, pane_id: str, frame: pl.DataFrame) -> None:
         table = self.query_one(f"#{pane_id}-table", DataTable)

@@ -138,8 +138,12 @@ class LiveScreen(Screen[None]):
             if f"{name} chance" in s.alignment
             and s.alignment[f"{name} chance"].values[-1] is not None
         ]
-        cka.title = "CKA and probe accuracy" + (f" (chance: {', '.join(chance)})" if chance else "")
-        cka.set_series(s.lines(s.alignment, ["cka", "lang probe", "domain probe"]))
+        task = [k for k in ("task mono", "task cross") if k in s.alignment]
+        cka.title = (
+            "CKA, probe" + (" and task" if task else "") + " accuracy"
+            + (f" (chance: {', '.join(chance)})" if chance else "")
+        )  # fmt: skip
+        cka.set_series(s.lines(s.alignment, ["cka", "lang probe", "domain probe", *task]))
         log = self.query_one("#live-log", RichLog)
         for line in s.drain_log():
             log.write(line)
