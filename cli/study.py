@@ -44,6 +44,16 @@ def _plan(cfg: Any, out: Path, expected: str | None) -> str:
         f"  primary question: {' / '.join(cfg.stats.primary_key())} vs {cfg.baseline}; "
         f"each comparison states its minimum detectable effect",
     ]
+    if e.outcome == "task":
+        pairs = base.objective.pairs_file or (
+            f"a paraphrase task built from the corpus ({', '.join(e.task_pairs)}, <= "
+            f"{e.task_max_per_domain} ids per domain)"
+        )
+        lines[2] = (
+            f"  a pair classifier trained on {', '.join(base.objective.train_lang_pairs)} pairs of "
+            f"{pairs}; every checkpoint is evaluated on every dev and test pair: zero-shot task "
+            "accuracy per language pair and domain, last layer"
+        )
     if not cfg.keep_checkpoints:
         lines.append(
             "  each cell's checkpoint is deleted once it is evaluated (events and diagnostics "
@@ -70,7 +80,9 @@ def _print_answer(out: Path) -> None:
     figures = pl.read_parquet(study.file(names.FIGURES))
     comparison = pl.read_parquet(study.file(names.COMPARISON))
     header, rows = answer_table(figures)
-    table = Table(title="recall@1 vs the pivot, last layer (95% CI over seeds and sentence ids)")
+    task = bool(figures.height) and (figures["figure"] == "accuracy").any()
+    what = "task accuracy" if task else "recall@1 vs the pivot"
+    table = Table(title=f"{what}, last layer (95% CI over seeds and sentence ids)")
     table.add_column("figure", no_wrap=True)
     for row in rows:  # variants as columns: a handful fit a terminal, ten figures do not
         table.add_column(escape(row[0]), justify="right")
@@ -124,7 +136,7 @@ def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) ->
 @click.option("--resume", is_flag=True, help="Continue the study in --out (finished cells kept).")
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "full"]),
+    type=click.Choice(["quick", "full", "task"]),
     default=None,
     help="Start from this preset (default: the config's study.preset, else full).",
 )
@@ -176,7 +188,7 @@ def study_command(
     type=click.Choice(["quick", "full"]),
     default="quick",
     show_default=True,
-    help="quick: 40 steps per run, about 10 min on 2 CPU cores; full: 300 steps, for a GPU.",
+    help="quick: 100 steps per run on 2 CPU cores; full: 300 steps and 5 seeds, for a GPU.",
 )
 @click.option("--resume", is_flag=True, help="Continue the demo study in --out.")
 def demo_command(out: Path, preset: str, resume: bool) -> None:

@@ -237,6 +237,10 @@ class StudyDir:
         return self.root / names.EVAL_CORPUS
 
     @property
+    def task(self) -> Path:
+        return self.root / names.TASK
+
+    @property
     def cells_dir(self) -> Path:
         return self.root / names.CELLS
 

@@ -28,6 +28,7 @@ BASE = "base"  # the untouched model's eval dir, and its name among the variants
 CELLS = "cells"
 DONE = "DONE"  # a cell's marker: trained and evaluated
 EVAL_CORPUS = "eval-corpus.parquet"
+TASK = "task.parquet"  # a task-accuracy study's pairs, built from the corpus
 SUMMARY = "summary.parquet"
 FIGURES = "figures.parquet"
 COMPARISON = "comparison.parquet"
