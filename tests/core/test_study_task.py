@@ -73,8 +73,10 @@ def test_accuracy_figures_are_the_predictions(task_study: Path) -> None:
             per_seed["seen"].append(strata.filter(seen)["v"].mean())
             per_seed["unseen"].append(strata.filter(~seen)["v"].mean())
         for group, values in per_seed.items():
-            row = figures.filter((pl.col("variant") == variant) & (pl.col("figure") == "accuracy")
-                                 & (pl.col("lang") == group) & (pl.col("domain") == "all"))  # fmt: skip
+            row = figures.filter(
+                (pl.col("variant") == variant) & (pl.col("figure") == "accuracy")
+                & (pl.col("lang") == group) & (pl.col("domain") == "all")
+            )  # fmt: skip
             assert row.height == 1 and row["n_seeds"][0] == 2
             assert row["value"][0] == pytest.approx(np.mean(values), abs=1e-12)
 
