@@ -136,28 +136,38 @@ def findings(src: Source) -> list[str]:
 
 
 def _study_findings(src: Source) -> list[str]:
+    """A study's verdicts: the primary question's per variant, each with its MDE; counts."""
+    from xrdiag.report.study_summary import verdict
+
     out = []
     cmp = src.comparison
     if cmp is not None and cmp.height:
-        sig = cmp.filter(pl.col("significant"))
+        roles = cmp["role"] if "role" in cmp.columns else pl.Series([""] * cmp.height)
+        for role in ("training", "primary"):
+            for row in cmp.filter(roles == role).iter_rows(named=True):
+                out.append(f"{src.label}: {verdict(row)}")
+        sig = cmp.filter(pl.col("significant") & (roles != "training"))
         out.append(
-            f"{src.label}: {sig.height} of {cmp.height} variant-vs-baseline figures differ "
-            "significantly (adjusted p)"
+            f"{src.label}: {sig.height} of {cmp.filter(roles != 'training').height} "
+            "variant-vs-baseline figures differ significantly (Holm within primary and "
+            "exploratory families)"
         )
-        for row in sig.sort("p_adjusted").head(8).iter_rows(named=True):
-            out.append(
-                f"{src.label}: {row['variant']} vs {row['baseline']}, {row['figure']} "
-                f"({row['lang']}/{row['domain']}): {row['delta']:+.4f} "
-                f"[{cell(row['ci_low'], 4)}, {cell(row['ci_high'], 4)}], "
-                f"p_adj {row['p_adjusted']:.3g}"
-            )
+        if "role" not in cmp.columns:  # aggregated by xrdiag 0.1: list what it found
+            for row in sig.sort("p_adjusted").head(8).iter_rows(named=True):
+                out.append(
+                    f"{src.label}: {row['variant']} vs {row['baseline']}, {row['figure']} "
+                    f"({row['lang']}/{row['domain']}): {row['delta']:+.4f} "
+                    f"[{cell(row['ci_low'], 4)}, {cell(row['ci_high'], 4)}], "
+                    f"p_adj {row['p_adjusted']:.3g} (old study: uncalibrated)"
+                )
     if src.figures is not None and src.figures.height:
         overall = tables.headline_variants(src.figures)
-        if "recall@1" in overall.columns:
-            best = overall.sort("recall@1", descending=True, nulls_last=True).row(0, named=True)
-            out.append(
-                f"{src.label}: highest overall recall@1: {best['variant']} ({best['recall@1']:.3f})"
-            )
+        for metric in ("recall@1", "accuracy"):
+            if metric in overall.columns:
+                best = overall.sort(metric, descending=True, nulls_last=True).row(0, named=True)
+                out.append(
+                    f"{src.label}: highest overall {metric}: {best['variant']} ({best[metric]:.3f})"
+                )
     return out
 
 
