@@ -33,7 +33,7 @@ from xrdiag.core.encoding.encoder import DEFAULT_TOKEN_BUDGET, Encoder
 from xrdiag.core.layout.atomic import write_atomic
 from xrdiag.core.layout.dirs import EvalDir
 from xrdiag.core.layout.names import ROWS
-from xrdiag.core.provenance import EVAL_PACKAGES, package_versions
+from xrdiag.core.provenance import EVAL_PACKAGES, absolute_source, package_versions
 from xrdiag.errors import UserError
 
 # A step reports (name, done, total); total None means "running, size unknown".
@@ -306,7 +306,13 @@ def _manifest(
         "checkpoint": checkpoint,
         "model": {"name": model, "path": encoder.model_path, "fingerprint": emb.model_fingerprint},
         "encoding": emb.spec,
-        "corpus": {"source": corpus_source, "fingerprint": emb.corpus_fingerprint},
+        # `path` finds the corpus again from any directory; `compare` checks the fingerprint
+        # before it trusts a re-read (the file may have changed since).
+        "corpus": {
+            "source": corpus_source,
+            "path": absolute_source(corpus_source),
+            "fingerprint": emb.corpus_fingerprint,
+        },
         "rows": {
             "n": emb.n,
             "file": ROWS,

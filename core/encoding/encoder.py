@@ -68,7 +68,7 @@ def resolve_model_path(model: str) -> str:
                 f"{path}: no weights: expected model.safetensors (safetensors only; "
                 "pickled .bin weights are not loaded)"
             )
-        return str(path)
+        return str(path.resolve())  # absolute: a manifest names it from any directory
     if model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise UserError(f"{model}: --model path does not exist")
     return model  # a hub id such as intfloat/multilingual-e5-small
