@@ -63,7 +63,7 @@ def report_command(inputs: tuple[Path, ...], out: Path, formats: str) -> None:
     multiple=True,
     help="Exit 1 when a delta satisfies METRIC OP NUMBER, e.g. 'recall@1 < -0.02'; METRIC is "
     "a metric or its part before '|' (recall@1 covers recall@1|cos|none and the other "
-    "variants). Repeatable.",
+    "variants); a METRIC that matches no compared cell exits 2. Repeatable.",
 )
 @click.option("--limit", type=int, default=30, show_default=True, help="Cells listed.")
 @click.option(
@@ -85,7 +85,13 @@ def compare_command(
 
     The first input is A. Significant marks cells whose bootstrap intervals do not overlap.
     """
-    from xrdiag.core.compare import compare_results, failing_cells, load_comparable, parse_fail_if
+    from xrdiag.core.compare import (
+        check_rules,
+        compare_results,
+        failing_cells,
+        load_comparable,
+        parse_fail_if,
+    )
     from xrdiag.report.compare_terminal import print_comparison, print_failures
 
     if len(inputs) < 2:
@@ -99,6 +105,7 @@ def compare_command(
             list(inputs), reevaluate=not no_reeval, progress=progress
         )
     full = compare_results(frames, labels, threshold=threshold)
+    check_rules(full, rules)  # before any output: a gate that checks nothing fails loudly
     shown = full.filter(full["exceeds"]) if diff_only else full
     term = console()
     print_comparison(term, shown, notes, limit, threshold, diff_only)

@@ -288,9 +288,26 @@ def parse_fail_if(text: str) -> FailRule:
     return FailRule(match.group(1), match.group(2), float(match.group(3)))
 
 
+def _matches(rule: FailRule) -> pl.Expr:
+    metric = pl.col("metric")
+    return (metric == rule.metric) | (metric.str.split("|").list.first() == rule.metric)
+
+
+def check_rules(comparison: pl.DataFrame, rules: Sequence[FailRule]) -> None:
+    """A rule whose metric matches no compared cell is a user error naming the metrics there.
+
+    A CI gate on a misspelled metric (`recal@1`) would otherwise pass forever, checking nothing.
+    """
+    for rule in rules:
+        if not comparison.filter(_matches(rule)).height:
+            names = comparison["metric"].str.split("|").list.first().unique().sort().to_list()
+            raise UserError(
+                f"--fail-if {rule}: no compared metric is {rule.metric!r}; the metrics here are "
+                f"{', '.join(names) or 'none'} (or a full name such as recall@1|cos|none)"
+            )
+
+
 def failing_cells(comparison: pl.DataFrame, rule: FailRule) -> pl.DataFrame:
     """Rows of a comparison whose metric matches the rule and whose delta satisfies it."""
-    metric = pl.col("metric")
-    matches = (metric == rule.metric) | (metric.str.split("|").list.first() == rule.metric)
     trips = _OPS[rule.op](pl.col("delta"), rule.bound)
-    return comparison.filter(matches & trips.fill_null(False))
+    return comparison.filter(_matches(rule) & trips.fill_null(False))

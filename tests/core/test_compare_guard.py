@@ -119,3 +119,14 @@ def test_compare_refuses_changed_weights(
     BertModel(BertConfig.from_pretrained(model)).save_pretrained(model, safe_serialization=True)
     with pytest.raises(Exception, match="model .* has changed since it was evaluated"):
         load_comparable([a, b], work_dir=tmp_path / "w2")
+
+
+def test_fail_if_on_a_metric_that_matches_nothing_exits_2(
+    two_evals: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = str(two_evals[0])
+    code, out, err = cli(["compare", a, a, "--fail-if", "recal@1 < -0.02"], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err
+    assert "'recal@1'" in err and "recall@1" in err and "mrr" in err
+    code, _, err = cli(["compare", a, a, "--fail-if", "recall@1|cos|none < -0.02"], capsys)
+    assert code == 0, err  # a full metric name matches
