@@ -71,7 +71,9 @@ def embed_corpus(
         if hit is not None and hit["embeddings"].shape[0] == corpus.frame.height:
             found[layer] = hit["embeddings"]
     missing = [layer for layer in wanted if layer not in found]
-    if missing:
+    if not missing:
+        encoder.verify()
+    else:
         texts = corpus.frame["text"].to_list()
         computed = encoder.encode(texts, layers=missing, progress=progress)
         for i, layer in enumerate(missing):

@@ -153,8 +153,17 @@ class Encoder:
         self.model_path = resolve_model_path(model)
         # A checkpoint says how it was trained to embed; explicit arguments still win.
         meta = model_meta(self.model_path)
-        pooling = pooling if pooling is not None else str(meta.get("pooling", "mean"))
-        max_length = max_length if max_length is not None else int(meta.get("max_length", 512))
+        meta_file = Path(self.model_path) / MODEL_META_FILE
+        if pooling is None:
+            pooling = meta.get("pooling", "mean")
+            if pooling not in POOLINGS:
+                raise UserError(
+                    f"{meta_file}: pooling {pooling!r}; expected one of {', '.join(POOLINGS)}"
+                )
+        if max_length is None:
+            max_length = meta.get("max_length", 512)
+            if isinstance(max_length, bool) or not isinstance(max_length, int):
+                raise UserError(f"{meta_file}: max_length {max_length!r}; expected an integer")
         if pooling not in POOLINGS:
             raise UserError(f"--pooling {pooling}: expected one of {', '.join(POOLINGS)}")
         if max_length < 2:
@@ -186,18 +195,44 @@ class Encoder:
         """Tokenizer and weights, loaded on first use: a fully cached call never needs them."""
         if self._model is not None:
             return
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        from xrdiag.core.encoding.weights import load_encoder, mark_verified
+
         hf_logging.disable_progress_bar()  # our own progress bar is the one a user reads
-        with model_load_errors(self.model_name):
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, use_fast=True)
-            model = AutoModel.from_pretrained(
-                self.model_path, use_safetensors=True, trust_remote_code=False
+        hint = self._repair_hint()
+        with model_load_errors(self.model_name, hint):
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self.model_path, use_fast=True, trust_remote_code=False
             )
+        model = load_encoder(self.model_path, self.model_name, hint)
         if not getattr(self._tokenizer, "is_fast", False):
             raise UserError(f"{self.model_name}: a fast tokenizer (tokenizer.json) is required")
         self._model = model.eval().to(self.device)
+        mark_verified(self.fingerprint)
+
+    def verify(self) -> None:
+        """Load (and so check) the weights unless these very weights once loaded cleanly.
+
+        A call served entirely from the cache never loads the model; this keeps embeddings
+        cached from weights that were never checked from passing for checked ones.
+        """
+        from xrdiag.core.encoding.weights import is_verified
+
+        if not is_verified(self.fingerprint):
+            self._load()
+
+    def _repair_hint(self) -> str:
+        """How to repair a model xrdiag made itself: the embedded one lives in the cache."""
+        from xrdiag.cache.paths import models_dir
+
+        if Path(self.model_path).parent == models_dir():
+            return (
+                "; the converted default model is damaged: `xrdiag cache clear` removes it "
+                "and the next command rebuilds it"
+            )
+        return ""
 
     @property
     def num_layers(self) -> int:
@@ -330,14 +365,20 @@ def _pad(rows: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor,
 
 
 @contextmanager
-def model_load_errors(model_name: str) -> Iterator[None]:
-    """A model that cannot be loaded (missing files, unknown hub id) is the user's error."""
+def model_load_errors(model_name: str, hint: str = "") -> Iterator[None]:
+    """A model that cannot be loaded (missing files, unknown hub id) is the user's error.
+
+    `tokenizers` reports a corrupt tokenizer.json as a bare `Exception`, hence the wide net;
+    it only wraps reading a model's files.
+    """
     try:
         yield
-    except (OSError, ValueError) as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise UserError(f"{model_name}: cannot load model: {first}") from None
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above
+        from xrdiag.core.encoding.weights import first_line
+
+        raise UserError(f"{model_name}: cannot load model: {first_line(exc)}{hint}") from None
 
 
 def model_fingerprint(model_path: str, config: Any = None) -> str:
