@@ -397,16 +397,20 @@ def model_fingerprint(model_path: str, config: Any = None) -> str:
 
 
 def _file_sha256(file: Path) -> str:
-    """sha256 of a file, memoised on (path, size, mtime) in the cache so large weights hash once.
+    """sha256 of a file's content, memoised in the cache so that large weights hash once.
 
-    The memo lives in xrdiag's cache, never beside the user's model files.
+    The memo is only a shortcut: it is used while the file's identity and change times are
+    those it was made from (device, inode, size, mtime and ctime). Rewriting weights in place
+    and restoring their mtime (as `cp -p`, `rsync -t` or a careless script do) still moves the
+    ctime, which no user call can set back, so the file is hashed again. The memo lives in
+    xrdiag's cache, never beside the user's model files.
     """
     from xrdiag.cache.paths import default_cache_dir
 
     stat = file.stat()
     where_key = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:32]
     sidecar = default_cache_dir() / "file-hashes" / where_key
-    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    stamp = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
     try:
         saved_stamp, saved_hash = sidecar.read_text().split()
         if saved_stamp == stamp:

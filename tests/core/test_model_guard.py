@@ -127,3 +127,35 @@ def test_a_model_without_a_pooler_still_loads(tiny_model_dir: Path, tmp_path: Pa
     save_file(kept, model / "model.safetensors", metadata={"format": "pt"})
     out = Encoder(str(model), device="cpu").encode(["a sentence", "another one"])
     assert out.shape == (1, 2, 32)
+
+
+def test_fingerprint_follows_weights_rewritten_in_place(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Same size, same inode, mtime put back: the content changed, so must the fingerprint."""
+    import os
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from xrdiag.core.encoding.encoder import Encoder
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    weights = model / "model.safetensors"
+    before = Encoder(str(model), device="cpu").fingerprint
+    stat = weights.stat()
+    other = tmp_path / "other"
+    torch.manual_seed(123)
+    BertModel(BertConfig.from_pretrained(model)).save_pretrained(other, safe_serialization=True)
+    new = (other / "model.safetensors").read_bytes()
+    assert len(new) == stat.st_size and new != weights.read_bytes()
+    with weights.open("r+b") as fh:  # in place: the inode stays
+        fh.write(new)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = weights.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        stat.st_ino,
+        stat.st_size,
+        stat.st_mtime_ns,
+    )
+    assert Encoder(str(model), device="cpu").fingerprint != before
