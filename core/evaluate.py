@@ -115,8 +115,14 @@ def run_eval(
     out_dir: Path,
     options: EvalOptions,
     progress: Progress | None = None,
+    overwrite: bool = True,
 ) -> EvalOutcome:
-    """Embed, analyse, write; the second run on the same inputs is served from the cache."""
+    """Embed, analyse, write; the second run on the same inputs is served from the cache.
+
+    `out_dir` must be new, empty or an eval directory (replaced only with `overwrite`); a
+    directory holding anything else is refused before any work (`EvalDir.check_target`).
+    """
+    EvalDir(out_dir).check_target(overwrite)
     report: Progress = progress or (lambda name, done, total: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()

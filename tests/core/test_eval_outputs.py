@@ -1,0 +1,113 @@
+"""What `eval --out` may write over, and how it leaves the directory.
+
+A user's folder is never overwritten; an earlier evaluation is replaced with --overwrite only,
+and as one set (no output of the earlier run survives to pass for the new one's); every file
+honours the umask.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xrdiag.cli import main
+
+FAST = ["--langs", "en,fr", "--max-per-domain", "2", "--bootstrap", "0", "--ks", "1",
+        "--device", "cpu"]  # fmt: skip
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+def evaluate(model: Path, out: Path, *extra: str, analyses: str = "retrieval") -> list[str]:
+    return ["eval", "--model", str(model), "--out", str(out), "--analyses", analyses, *FAST,
+            *extra]  # fmt: skip
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_a_users_folder_is_never_overwritten(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.parquet").write_bytes(b"my own results")
+    (mine / "notes.txt").write_text("keep me")
+    for extra in ([], ["--overwrite"]):
+        code, err = cli(evaluate(tiny_model_dir, mine, *extra), capsys)
+        assert code == 2 and err.strip().count("\n") == 0, err
+        assert "not an xrdiag eval directory" in err and "notes.txt" in err
+    assert (mine / "results.parquet").read_bytes() == b"my own results"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "results.parquet"]
+
+
+def test_an_earlier_eval_is_replaced_with_overwrite_only_and_as_one_set(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ev"
+    code, err = cli(evaluate(tiny_model_dir, out, analyses="retrieval,projection"), capsys)
+    assert code == 0, err
+    assert (out / "projection.parquet").is_file()
+    before = (out / "manifest.json").read_bytes()
+    code, err = cli(evaluate(tiny_model_dir, out), capsys)
+    assert code == 2 and "--overwrite" in err and err.strip().count("\n") == 0
+    assert (out / "manifest.json").read_bytes() == before
+    code, err = cli(evaluate(tiny_model_dir, out, "--overwrite"), capsys)
+    assert code == 0, err
+    assert not (out / "projection.parquet").exists()  # the earlier run's, not this one's
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json", "queries.parquet", "results.parquet", "rows.parquet"
+    ]  # fmt: skip
+    # the report of the replaced eval shows no projection either
+    from xrdiag.report.build import load_eval
+
+    assert load_eval(out).projection is None
+
+
+def test_eval_and_embed_outputs_honour_the_umask(
+    tiny_model_dir: Path, tmp_path: Path, umask_022: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ev"
+    code, err = cli(evaluate(tiny_model_dir, out, analyses="retrieval,projection"), capsys)
+    assert code == 0, err
+    npz = tmp_path / "e.npz"
+    code, err = cli(["embed", "--model", str(tiny_model_dir), "--out", str(npz), "--langs",
+                     "en,fr", "--max-per-domain", "2", "--device", "cpu"], capsys)  # fmt: skip
+    assert code == 0, err
+    files = [*out.iterdir(), npz]
+    assert len(files) == 6
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file
+
+
+def test_checkpoints_honour_the_umask(
+    tiny_model_dir: Path, tmp_path: Path, umask_022: None
+) -> None:
+    """save_pretrained writes its safetensors 0600; a checkpoint's files follow the umask."""
+    from transformers import AutoModel
+
+    from xrdiag.core.layout.dirs import RunDir
+
+    model = AutoModel.from_pretrained(tiny_model_dir)
+    run = RunDir(tmp_path / "run")
+    path = run.save_checkpoint(1, lambda tmp: model.save_pretrained(tmp), keep_last=1)
+    files = [p for p in path.rglob("*") if p.is_file()]
+    assert any(p.name == "model.safetensors" for p in files)
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
