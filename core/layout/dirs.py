@@ -189,7 +189,8 @@ class RunDir:
         """A new run needs an absent or empty directory: never mix two runs' events."""
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"--out {self.root}: exists and is not a directory")
-        if self.root.is_dir() and any(self.root.iterdir()):
+        # The writer's own lock may already be there: taking it comes first.
+        if self.root.is_dir() and any(p.name != names.LOCK for p in self.root.iterdir()):
             hint = " (use --resume to continue it)" if self.exists() else ""
             raise UserError(f"--out {self.root}: directory is not empty{hint}")
 
