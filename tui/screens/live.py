@@ -24,6 +24,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, RichLog, Stati
 
 from xrdiag.core.events import EventTail
 from xrdiag.core.layout.dirs import EvalDir, RunDir
+from xrdiag.core.layout.lock import LockHolder, lock_holder
 from xrdiag.core.layout.status import PENDING, state
 from xrdiag.core.training.describe import method_label
 from xrdiag.tui.messages import OpenDiagnostics
@@ -68,6 +69,7 @@ class LiveScreen(Screen[None]):
         self.method = "-"
         self.read_error: str | None = None
         self.heatmap_step: str | None = None
+        self.holder: LockHolder | None = None  # who holds the run's lock (the writer)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,6 +107,7 @@ class LiveScreen(Screen[None]):
         """
         events = self.tail.poll()
         self.read_error = self.tail.error
+        self.holder = lock_holder(self.run_dir)
         if events:
             self.series.add(events)
             self.dirty = True
@@ -152,7 +155,9 @@ class LiveScreen(Screen[None]):
         parts = [self.run_dir.name, self.method, status, step]
         if eta is not None:
             parts.append(f"ETA {format_elapsed(eta)}")
-        if s.pid is not None:
+        if self.holder is not None:
+            parts.append(f"lock: {self.holder.describe()}")
+        elif s.pid is not None:
             parts.append(f"pid {s.pid}")
         parts.append(f"{s.events} events")
         if self.read_error:
