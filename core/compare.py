@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from xrdiag.core.layout.dirs import EvalDir
+from xrdiag.core.layout.frames import read_results, read_rows
 from xrdiag.core.layout.resolve import written_diagnostics
 from xrdiag.errors import UserError
 
@@ -78,7 +79,8 @@ def _side(frame: pl.DataFrame, suffix: str) -> pl.DataFrame:
     dup = part.select(KEY_COLUMNS).is_duplicated()
     if dup.any():
         first = part.filter(dup).row(0, named=True)
-        raise ValueError(f"results hold a metric cell twice (several checkpoints?): {first}")
+        cell = ", ".join(f"{k}={first[k]}" for k in KEY_COLUMNS)
+        raise UserError(f"results hold a metric cell twice (several checkpoints?): {cell}")
     return part.rename({c: f"{c}_{suffix}" for c in _SIDE})
 
 
@@ -98,7 +100,16 @@ def _rows(eval_dir: EvalDir) -> pl.DataFrame:
     path = eval_dir.rows
     if not path.is_file():
         raise UserError(f"{path}: missing; compare needs the corpus rows each side used")
-    return pl.read_parquet(path)
+    return read_rows(path)
+
+
+def _unique_cells(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """A results file must hold each metric cell once to be compared cell by cell."""
+    try:
+        _side(frame, "a")
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return frame
 
 
 def load_comparable(
@@ -119,7 +130,7 @@ def load_comparable(
     dirs = [d for d, _, _ in resolved]
     keys = [_rows(d).select("id", "lang") for d in dirs]
     sets = [set(k.iter_rows()) for k in keys]
-    frames = [pl.read_parquet(d.results) for d in dirs]
+    frames = [_unique_cells(read_results(d.results), d.results) for d in dirs]
     if all(s == sets[0] for s in sets[1:]):
         return frames, labels, notes
     shared = set.intersection(*sets)

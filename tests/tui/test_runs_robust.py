@@ -162,3 +162,27 @@ def test_series_keep_the_last_event_per_step_after_a_resume(fixture_runs: Path) 
     assert all(v == 100.0 + s for s, v in zip(loss_steps, loss, strict=True) if s > 4)
     recall_steps = series.recall["mean"].steps
     assert recall_steps == sorted(set(recall_steps))
+
+
+@pytest.mark.anyio
+async def test_a_damaged_eval_opens_with_its_error_named(tmp_path: Path) -> None:
+    """A truncated results.parquet: the Diagnostics screen names the file and stays up."""
+    from xrdiag.tui.screens.diagnostics import DiagnosticsScreen
+
+    fixtures_b = Path(__file__).parent / "fixtures_b"
+    runs = tmp_path / "runs"
+    broken = shutil.copytree(fixtures_b / "eval", runs / "broken-eval")
+    data = (broken / "results.parquet").read_bytes()
+    (broken / "results.parquet").write_bytes(data[: len(data) // 2])
+    app = XrdiagApp(runs, now=lambda: NOW)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DiagnosticsScreen)
+        messages = [n.message for n in app._notifications]
+        assert any("results.parquet: not a readable Parquet file" in m for m in messages)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
