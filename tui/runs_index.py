@@ -29,6 +29,7 @@ from xrdiag.core.layout.dirs import EvalDir, RunDir, StudyDir, classify, done_ma
 from xrdiag.core.layout.lock import lock_holder
 from xrdiag.core.layout.status import run_state
 from xrdiag.core.training.describe import method_label
+from xrdiag.errors import library_failure
 
 INVALID = "invalid"
 
@@ -169,7 +170,9 @@ def eval_metric(results: Path) -> float | None:
             .select("layer", "value")
             .collect()
         )
-    except Exception:  # noqa: BLE001 - a broken file shows as "no metric", never crashes
+    except BaseException as exc:  # noqa: BLE001 - a broken file shows as "no metric", never crashes
+        if not library_failure(exc):
+            raise
         return None
     if frame.is_empty():
         return None
@@ -218,7 +221,9 @@ def study_metric(study: Path) -> float | None:
             .select("value")
             .collect()
         )
-    except Exception:  # noqa: BLE001 - an unfinished or broken study shows "no metric"
+    except BaseException as exc:  # noqa: BLE001 - an unfinished or broken study shows "no metric"
+        if not library_failure(exc):
+            raise
         return None
     return float(frame["value"][0]) if frame.height else None
 
@@ -239,7 +244,9 @@ def _guarded(path: Path, name: str, kind: str, build: Any, group: str = "") -> R
     """`build()`, or the invalid row saying why it failed."""
     try:
         return build()
-    except Exception as exc:  # noqa: BLE001 - one broken directory must not hide the others
+    except BaseException as exc:  # noqa: BLE001 - one broken directory must not hide the others
+        if not library_failure(exc):
+            raise
         reason = " ".join(str(exc).split()) or type(exc).__name__
         return invalid_entry(path, name, kind, reason, group)
 
@@ -323,7 +330,9 @@ def iter_runs(runs_dir: Path, now: float | None = None) -> Iterator[RunEntry]:
         else:
             try:
                 yield from study_entries(path, name, now)
-            except Exception as exc:  # noqa: BLE001 - see _guarded
+            except BaseException as exc:  # noqa: BLE001 - see _guarded
+                if not library_failure(exc):
+                    raise
                 yield invalid_entry(path, name, "study", " ".join(str(exc).split()))
 
 

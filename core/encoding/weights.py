@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from xrdiag.errors import UserError
+from xrdiag.errors import UserError, library_failure
 
 # Parameters an encoder may lack or carry without changing any embedding xrdiag computes.
 TOLERATED_MISSING = ("pooler.",)
@@ -49,7 +49,9 @@ def check_safetensors(model_dir: Path, hint: str = "") -> None:
                 list(handle.keys())
         except UserError:
             raise
-        except Exception as exc:  # noqa: BLE001 - safetensors raises its own Rust error types
+        except BaseException as exc:  # noqa: BLE001 - safetensors raises its own Rust error types
+            if not library_failure(exc):
+                raise
             raise UserError(
                 f"{file}: not a readable safetensors file ({first_line(exc)}){hint}"
             ) from None

@@ -14,11 +14,27 @@ from pathlib import Path
 import polars as pl
 
 from xrdiag.analyses.schema import RESULT_SCHEMA
-from xrdiag.errors import UserError
+from xrdiag.errors import UserError, library_failure
 
 # Results written before `pool` was recorded lack it (analyses.schema.with_pool_column).
 RESULTS_REQUIRED = tuple(c for c in RESULT_SCHEMA if c != "pool")
 ROWS_REQUIRED = ("id", "lang", "domain")
+
+
+def load_parquet(path: Path) -> pl.DataFrame:
+    """A Parquet file as a polars frame, read by pyarrow.
+
+    polars' own reader panics (a Rust panic, past `except Exception`, with a backtrace on
+    stderr) on some damaged files, e.g. a flipped bit in the embedded Arrow schema; pyarrow
+    raises ordinary exceptions for them, and its full validation refuses invalid UTF-8 that
+    polars would only trip over later. Callers turn those into one-line user errors.
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    # Strings are not checked when read: invalid UTF-8 would reach polars and panic later.
+    table.validate(full=True)
+    return pl.from_arrow(table)  # type: ignore[return-value]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -37,10 +53,12 @@ def read_frame(
     `what` says what the file should be, for the message ("an xrdiag results file").
     """
     try:
-        frame = pl.read_parquet(path)
+        frame = load_parquet(path)
     except FileNotFoundError:
         raise UserError(f"{path}: missing; expected {what}") from None
-    except Exception as exc:  # noqa: BLE001 - polars raises several types for a broken file
+    except BaseException as exc:  # noqa: BLE001 - polars raises several types for a broken file
+        if not library_failure(exc):
+            raise
         raise UserError(
             f"{path}: not a readable Parquet file ({_first_line(exc)}); expected {what}"
         ) from None
@@ -55,7 +73,9 @@ def read_frame(
     if wrong:
         try:
             frame = frame.cast({c: wanted[c] for c in wrong}, strict=True)
-        except Exception:  # noqa: BLE001 - a value the type cannot hold
+        except BaseException as exc:  # noqa: BLE001 - a value the type cannot hold
+            if not library_failure(exc):
+                raise
             col = wrong[0]
             raise UserError(
                 f"{path}: column {col!r} is {frame.schema[col]}, not {wanted[col]}; expected {what}"

@@ -27,6 +27,7 @@ from xrdiag.core.layout.dirs import EvalDir, RunDir
 from xrdiag.core.layout.lock import LockHolder, lock_holder
 from xrdiag.core.layout.status import PENDING, state
 from xrdiag.core.training.describe import method_label
+from xrdiag.errors import library_failure
 from xrdiag.tui.messages import OpenDiagnostics
 from xrdiag.tui.run_series import RunSeries
 from xrdiag.tui.runs_index import format_elapsed, read_toml
@@ -183,7 +184,9 @@ class LiveScreen(Screen[None]):
             layer = max(tables.layers(results, "retrieval"))
             target = tables.default_target(tables.languages(results)) or "en"
             matrix = rt.retrieval_by_domain(results, PRIMARY_RECALL, layer, target)
-        except Exception as exc:  # noqa: BLE001 - no heatmap is not worth a crash
+        except BaseException as exc:  # noqa: BLE001 - no heatmap is not worth a crash
+            if not library_failure(exc):
+                raise
             self.app.call_from_thread(self._show_no_heatmap, f"heatmap unavailable: {exc}")
             return
         self.app.call_from_thread(self._show_heatmap, found[-1].name, matrix, target, layer)
