@@ -48,7 +48,13 @@ from xrdiag.analyses.schema import (
     metric_name,
     results_frame,
 )
-from xrdiag.analyses.topk import knn_means, margin_denominators, pair_gold_ranks, tie_floor
+from xrdiag.analyses.topk import (
+    comparable,
+    knn_means,
+    margin_denominators,
+    pair_gold_ranks,
+    tie_floor,
+)
 from xrdiag.errors import UserError
 
 POOLS = ("common", "domain")
@@ -105,7 +111,9 @@ def _text_aware(
     for i, group in equal.items():  # query i's gold is candidate i (pools are aligned by id)
         scores = d @ q[i]
         if scoring == "margin" and hq is not None and hd is not None:
-            scores = scores / (hq[i] + hd)
+            with np.errstate(divide="ignore", invalid="ignore"):  # NaN: see comparable()
+                scores = scores / (hq[i] + hd)
+        scores = comparable(scores)
         best = tie_floor(np.max(scores[group]))
         others = np.ones(scores.size, bool)
         others[group] = False
