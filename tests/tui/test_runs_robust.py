@@ -186,3 +186,37 @@ async def test_a_damaged_eval_opens_with_its_error_named(tmp_path: Path) -> None
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen)
+
+
+@pytest.mark.anyio
+async def test_degenerate_embeddings_draw_without_a_crash(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Every text the same: every sentence embeds alike, CKA and the projection are NaN."""
+    import csv
+
+    from textual.app import App
+
+    from xrdiag.core.evaluate import EvalOptions, run_eval
+    from xrdiag.tui.screens.diagnostics import DiagnosticsScreen
+
+    corpus = tmp_path / "same.csv"
+    with corpus.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["id", "lang", "domain", "text"])
+        for i in range(8):
+            out.writerows([f"s{i}", lang, "news", "hello"] for lang in ("en", "fr", "de"))
+    options = EvalOptions(device="cpu", ks=(1,), bootstrap=20, layers="all")
+    run_eval(str(tiny_model_dir), str(corpus), tmp_path / "ev", options)
+
+    class One(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(DiagnosticsScreen(tmp_path / "ev", auto_eval=False))
+
+    app = One()
+    async with app.run_test(size=(120, 36)) as pilot:
+        for key in ["1", "m", "s", "c", "c", "2", "l", "3", "4", "k", "5"]:
+            await pilot.press(key)
+            await pilot.pause()
+        assert isinstance(app.screen, DiagnosticsScreen)
+    assert app._exception is None
