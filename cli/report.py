@@ -96,8 +96,10 @@ def compare_command(
 
     if len(inputs) < 2:
         raise UserError("compare: expected at least two inputs (A B [C ...])")
-    if threshold < 0:
-        raise UserError(f"--threshold {threshold}: expected a non-negative number")
+    if not threshold >= 0 or threshold == float("inf"):  # NaN compares false: it would pass
+        raise UserError(f"--threshold {threshold}: expected a finite non-negative number")
+    if limit < 0:
+        raise UserError(f"--limit {limit}: expected a non-negative number of cells")
     rules = [parse_fail_if(text) for text in fail_if]
     chosen = _formats(formats) if out is not None else ()
     with step_progress() as progress:

@@ -111,3 +111,38 @@ def test_checkpoints_honour_the_umask(
     for file in files:
         assert stat.S_IMODE(file.stat().st_mode) == 0o644, file
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--seed", "-1"], "--seed -1: expected an integer between 0 and"),
+        (["--seed", str(2**40)], "--seed 1099511627776: expected an integer between 0 and"),
+        (["--bootstrap", "-5"], "--bootstrap -5: expected an integer at least 0"),
+        (["--ks", "0"], "--ks 0: expected an integer at least 1"),
+        (["--bias-queries-per-lang", "-1"], "--bias-queries-per-lang -1"),
+        (["--projection-max-points", "1"], "--projection-max-points 1"),
+        (["--probe-max-rows", "0"], "--probe-max-rows 0"),
+        (["--pool", "domain", "--pool-size", "1"], "--pool-size 1"),
+        (["--margin-k", "0"], "--margin-k 0"),
+    ],
+)
+def test_numeric_options_are_checked_before_any_work(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model that does not exist: the option is refused before anything is loaded."""
+    code, err = cli(["eval", "--model", str(tmp_path / "no-model"), "--out",
+                     str(tmp_path / "ev"), *flags], capsys)  # fmt: skip
+    assert code == 2 and err.strip().count("\n") == 0 and message in err, err
+    assert not (tmp_path / "ev").exists()
+
+
+def test_compare_refuses_a_threshold_or_limit_that_would_hide_every_cell(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ev"
+    assert cli(evaluate(tiny_model_dir, out), capsys)[0] == 0
+    for flags, message in ((["--threshold", "nan"], "--threshold nan"),
+                           (["--limit", "-1"], "--limit -1")):  # fmt: skip
+        code, err = cli(["compare", str(out), str(out), *flags], capsys)
+        assert code == 2 and message in err and err.strip().count("\n") == 0, err
