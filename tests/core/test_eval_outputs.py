@@ -146,3 +146,24 @@ def test_compare_refuses_a_threshold_or_limit_that_would_hide_every_cell(
                            (["--limit", "-1"], "--limit -1")):  # fmt: skip
         code, err = cli(["compare", str(out), str(out), *flags], capsys)
         assert code == 2 and message in err and err.strip().count("\n") == 0, err
+
+
+def test_paths_with_rich_markup_are_printed_as_text(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`[/]` in a path is a closing tag to rich: printed raw it was a MarkupError traceback."""
+    root = tmp_path / "x["
+    out = root / "]ev"  # the path reads .../x[/]ev: a closing tag with nothing to close
+    code, err = cli(evaluate(tiny_model_dir, out), capsys)
+    assert code == 0, err
+    npz = str(root / "]e.npz")
+    code, err = cli(["embed", "--model", str(tiny_model_dir), "--out", npz, "--langs", "en,fr",
+                     "--max-per-domain", "2", "--device", "cpu"], capsys)  # fmt: skip
+    assert code == 0, err
+    for argv in (["compare", str(out), str(out), "--fail-if", "recall@1 > -9"],):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            assert exc.code == 1
+        printed = capsys.readouterr()
+        assert "MarkupError" not in printed.err and "--fail-if recall@1 > -9" in printed.err
