@@ -26,6 +26,7 @@ from xrdiag.core.layout.status import status_line
 from xrdiag.errors import UserError
 from xrdiag.report import tables
 from xrdiag.report.bundle import Bundle, Source
+from xrdiag.report.out_dir import check_report_dir, earlier_tables, record_tables
 
 FORMATS = ("md", "html", "json", "csv", "parquet")
 Progress = Callable[[str, int, int | None], None]
@@ -280,6 +281,8 @@ def write_report(
     if unknown or not formats:
         raise UserError(f"--format {','.join(formats)}: expected a comma list of {FORMATS}")
     check_inputs(inputs)
+    check_report_dir(out_dir)  # before anything is read or written
+    earlier = earlier_tables(out_dir / "tables")
     sources = []
     for k, path in enumerate(inputs):
         report("reading inputs", k, len(inputs))
@@ -290,7 +293,7 @@ def write_report(
     written: dict[str, Path] = {}
     notes = [*notes, *(f"{s.label}: {n}" for s in sources for n in s.notes)]
     bundle = Bundle(sources, {s.label: pivots(s) for s in sources}, combined_results(sources),
-                    comparison, notes, out_dir)  # fmt: skip
+                    comparison, notes, out_dir, earlier)  # fmt: skip
     steps = [f for f in FORMATS if f in formats]
     for k, fmt in enumerate(steps):
         report(f"writing {fmt}", k, len(steps))
@@ -326,10 +329,13 @@ def _write_tables(b: Bundle, ext: str) -> Path:
             frame.write_csv(tmp)
         os.replace(tmp, target)
     # Tables of an earlier report into the same folder that this one did not write would
-    # otherwise pass for part of it (other inputs, other layers).
-    for stale in folder.glob(f"*.{ext}"):
-        if stale.stem not in frames:
-            stale.unlink()
+    # otherwise pass for part of it (other inputs, other layers); only files an earlier
+    # report listed go, never a user's own file that happens to sit in tables/.
+    written = {f"{name}.{ext}" for name in frames}
+    for stale in b.earlier_tables - written:
+        if stale.endswith(f".{ext}") and "/" not in stale:
+            (folder / stale).unlink(missing_ok=True)
+    record_tables(folder, written | b.earlier_tables)
     return folder / f"results.{ext}"
 
 
