@@ -104,3 +104,15 @@ def test_odd_shapes_of_records_degrade_the_record_not_the_report(
     assert code == 0, err
     record = json.loads((tmp_path / "out" / "report.json").read_text())
     assert {i["kind"] for i in record["inputs"]} == {"run", "eval"}
+
+
+def test_a_damaged_study_figures_file_is_one_line(tmp_path: Path) -> None:
+    """The answer table `study`/`demo` print at the end reads figures.parquet as a user file."""
+    from xrdiag.cli.study import _print_answer
+    from xrdiag.errors import UserError
+
+    fixtures = Path(__file__).parents[1] / "tui" / "fixtures" / "study-demo"
+    study = shutil.copytree(fixtures, tmp_path / "study")
+    truncate(study / "figures.parquet")
+    with pytest.raises(UserError, match="figures.parquet: not a readable Parquet file"):
+        _print_answer(study)
