@@ -73,12 +73,13 @@ def _print_answer(out: Path) -> None:
 
     from xrdiag.core.layout import names
     from xrdiag.core.layout.dirs import StudyDir
+    from xrdiag.core.layout.frames import read_frame
     from xrdiag.report.study_summary import answer_table, verdict
 
     term = console()
     study = StudyDir(out)
-    figures = pl.read_parquet(study.file(names.FIGURES))
-    comparison = pl.read_parquet(study.file(names.COMPARISON))
+    figures = read_frame(study.file(names.FIGURES), "a study's figures (xrdiag study writes it)")
+    comparison = read_frame(study.file(names.COMPARISON), "a study's comparison table")
     header, rows = answer_table(figures)
     task = bool(figures.height) and (figures["figure"] == "accuracy").any()
     what = "task accuracy" if task else "recall@1 vs the pivot"

@@ -19,6 +19,7 @@ EVENTS_FILE = "events.jsonl"
 CHECKPOINTS = "checkpoints"
 DIAGNOSTICS = "diagnostics"
 COMPLETE = "COMPLETE"  # a checkpoint's marker, written last
+LOCK = "LOCK"  # held by the one process writing the run (core/layout/lock.py)
 # Files that make a checkpoint evaluable (fixtures strip them to stay small).
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
