@@ -95,6 +95,13 @@ from xrdiag.errors import UserError
 )
 @click.option("--device", default="auto", show_default=True)
 @click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Weights and activations while encoding (float16: GPU only); embeddings stay float32.",
+)
+@click.option(
     "--noise-kinds",
     default="char,word_dropout,synonym,strip_punct,lowercase",
     show_default=True,

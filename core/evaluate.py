@@ -76,6 +76,9 @@ class EvalOptions:
     max_length: int | None = None
     device: str = "auto"
     token_budget: int = DEFAULT_TOKEN_BUDGET
+    # Weights and activations while encoding (float32, bfloat16, float16 on a GPU); the cache
+    # key and the manifest record it.
+    dtype: str = "float32"
     # Blocks below this one are computed once per sentence and shared with every model whose
     # lower layers are bit-identical (a study's base and cells); None: as the model says.
     frozen_prefix: int | None = None
@@ -142,6 +145,7 @@ def run_eval(
             max_length=options.max_length,
             token_budget=options.token_budget,
             frozen_prefix=options.frozen_prefix,
+            dtype=options.dtype,
         )
         layers = encoder.resolve_layers(options.layers)
     pivot = options.pivot
@@ -181,6 +185,7 @@ def run_eval(
     timings["total"] = round(time.perf_counter() - started, 3)
     manifest = _manifest(model, checkpoint, encoder, emb, corpus.source, layers, options, timings)
     manifest["analyses_from_cache"] = from_cache
+    manifest["encoding"] = {**manifest["encoding"], "dtype": encoder.spec.dtype}
     if "predictions" in extra:  # the task's pairs are not in the corpus: name them by content
         manifest["task"] = _task_provenance(options.task_pairs, extra["predictions"])
     out_dir.mkdir(parents=True, exist_ok=True)
