@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -35,6 +35,9 @@ from xrdiag.core.layout.dirs import EvalDir
 from xrdiag.core.layout.names import ROWS
 from xrdiag.core.provenance import EVAL_PACKAGES, package_versions
 from xrdiag.errors import UserError
+
+if TYPE_CHECKING:
+    from xrdiag.core.encoding.distributed import Processes
 
 # A step reports (name, done, total); total None means "running, size unknown".
 Progress = Callable[[str, int, int | None], None]
@@ -125,8 +128,13 @@ def run_eval(
     out_dir: Path,
     options: EvalOptions,
     progress: Progress | None = None,
+    processes: Processes | None = None,
 ) -> EvalOutcome:
-    """Embed, analyse, write; the second run on the same inputs is served from the cache."""
+    """Embed, analyse, write; the second run on the same inputs is served from the cache.
+
+    With `processes` (under `accelerate launch`, core/encoding/distributed.py) the processes
+    share the encoding; a worker then returns an empty outcome, having written nothing.
+    """
     report: Progress = progress or (lambda name, done, total: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -157,10 +165,13 @@ def run_eval(
     with _timed(timings, "encode"):
         if any(registry.get(n).embeds_corpus for n in options.analyses):
             emb = embed_corpus(
-                encoder, corpus, layers, store=store, progress=lambda d, t: report("encode", d, t)
-            )
+                encoder, corpus, layers, store=store, progress=lambda d, t: report("encode", d, t),
+                processes=processes,
+            )  # fmt: skip
         else:  # the task alone reads its pairs, not the corpus
             emb = no_embeddings(encoder, corpus)
+    if processes is not None and not processes.continue_on_main():
+        return EvalOutcome(out_dir=out_dir, results=empty_results(), manifest={}, timings=timings)
     checkpoint = checkpoint_name(model)
     frames: list[pl.DataFrame] = []
     from_cache: list[str] = []
@@ -185,7 +196,8 @@ def run_eval(
     timings["total"] = round(time.perf_counter() - started, 3)
     manifest = _manifest(model, checkpoint, encoder, emb, corpus.source, layers, options, timings)
     manifest["analyses_from_cache"] = from_cache
-    manifest["encoding"] = {**manifest["encoding"], "dtype": encoder.spec.dtype}
+    world = processes.world if processes is not None else 1
+    manifest["encoding"] = {**manifest["encoding"], "dtype": encoder.spec.dtype, "processes": world}
     if "predictions" in extra:  # the task's pairs are not in the corpus: name them by content
         manifest["task"] = _task_provenance(options.task_pairs, extra["predictions"])
     out_dir.mkdir(parents=True, exist_ok=True)

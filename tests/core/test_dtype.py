@@ -74,6 +74,7 @@ def test_eval_and_embed_record_the_dtype(
     manifest = json.loads((tmp_path / "ev" / "manifest.json").read_text())
     assert manifest["encoding"]["dtype"] == "bfloat16"
     assert manifest["options"]["dtype"] == "bfloat16"
+    assert manifest["encoding"]["processes"] == 1
     npz = tmp_path / "e.npz"
     code, _, err = run(["embed", *common, "--out", str(npz), "--dtype", "bfloat16"], capsys)
     assert code == 0, err
