@@ -144,7 +144,7 @@ class LiveScreen(Screen[None]):
         ]
         task = [k for k in ("task mono", "task cross") if k in s.alignment]
         cka.title = (
-            "CKA, probe" + (" and task" if task else "") + " accuracy"
+            ("CKA, probe and task accuracy" if task else "CKA and probe accuracy")
             + (f" (chance: {', '.join(chance)})" if chance else "")
         )  # fmt: skip
         cka.set_series(s.lines(s.alignment, ["cka", "lang probe", "domain probe", *task]))
