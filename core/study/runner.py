@@ -9,6 +9,7 @@ aggregate `summary.parquet`, `figures.parquet`, `comparison.parquet`, `summary.m
 Cells run one after another; a cell with `DONE` is never rerun, an interrupted one resumes
 from its newest checkpoint through the training loop's own resume. Ctrl-C: the loop checkpoints
 and returns "interrupted", and the study stops there, to be continued with `--resume`.
+`run_cell` claims its cell for the whole of it (core/study/claim.py): one process per cell.
 """
 
 from __future__ import annotations
@@ -179,12 +180,33 @@ def run_cell(
     progress: Progress,
     echo: Callable[[str], None],
 ) -> str:
-    """Train (or resume) and evaluate one cell; "done", "skipped", "interrupted" or "nonfinite"."""
-    from xrdiag.core.training.loop import train
+    """Train (or resume) and evaluate one cell; "done", "skipped", "interrupted" or "nonfinite".
+
+    The cell is claimed for the whole of it (core/study/claim.py): a cell that another live
+    process runs is refused with a UserError naming that process.
+    """
+    from xrdiag.core.study.claim import CellClaim
 
     root = cell_dir(out, variant, seed)
     if done_marker(root) is not None:
         return "skipped"
+    with CellClaim(root, f"{variant}/seed-{seed}"):
+        if done_marker(root) is not None:  # finished by its holder while we waited to claim
+            return "skipped"
+        return _run_claimed_cell(cfg, out, variant, seed, progress, echo)
+
+
+def _run_claimed_cell(
+    cfg: StudyConfig,
+    out: Path,
+    variant: str,
+    seed: int,
+    progress: Progress,
+    echo: Callable[[str], None],
+) -> str:
+    from xrdiag.core.training.loop import train
+
+    root = cell_dir(out, variant, seed)
     started = time.perf_counter()
     tcfg = cfg.cell_config(variant, seed)
     label = f"{variant}/seed-{seed}"
@@ -241,13 +263,7 @@ def run_study(
     cells = cfg.cells()
     done = sum(done_marker(cell_dir(out, v, s)) is not None for v, s in cells)
     try:
-        corpus = _eval_corpus(cfg, out)
-        base = StudyDir(out).base
-        if not base.manifest.is_file():  # written last by run_eval
-            say("evaluating the base model")
-            _evaluate(
-                cfg, cfg.base_config().model.name, corpus, base.root, _prefixed(report, "base eval")
-            )
+        evaluate_base(cfg, out, report, say)
         report("cells", done, len(cells))
         for variant, seed in cells:
             if done_marker(cell_dir(out, variant, seed)) is not None:
@@ -264,6 +280,20 @@ def run_study(
 
     files = aggregate_study(out, cfg)
     return StudyOutcome("finished", out, done, len(cells), files, time.perf_counter() - started)
+
+
+def evaluate_base(
+    cfg: StudyConfig, out: Path, progress: Progress, echo: Callable[[str], None]
+) -> None:
+    """Evaluate the untouched model into `base/` unless done (the eval corpus written first);
+    the sequential study, `study --jobs` and `study collect` share it."""
+    corpus = _eval_corpus(cfg, out)
+    base = StudyDir(out).base
+    if not base.manifest.is_file():  # written last by run_eval
+        echo("evaluating the base model")
+        _evaluate(
+            cfg, cfg.base_config().model.name, corpus, base.root, _prefixed(progress, "base eval")
+        )
 
 
 def _stopped(out: Path, done: int, total: int, started: float) -> StudyOutcome:
