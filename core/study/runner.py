@@ -9,7 +9,8 @@ aggregate `summary.parquet`, `figures.parquet`, `comparison.parquet`, `summary.m
 Cells run one after another; a cell with `DONE` is never rerun, an interrupted one resumes
 from its newest checkpoint through the training loop's own resume. Ctrl-C: the loop checkpoints
 and returns "interrupted", and the study stops there, to be continued with `--resume`.
-`run_cell` claims its cell for the whole of it (core/study/claim.py): one process per cell.
+`core/study/jobs.py` runs cells in parallel processes and `core/study/plan.py` hands them to a
+scheduler; every path runs a cell through `run_cell`, which claims it (one process per cell).
 """
 
 from __future__ import annotations
