@@ -11,7 +11,7 @@ import json
 import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from xrdiag.core.events import tail_events
 from xrdiag.core.layout import names
 from xrdiag.core.layout.dirs import EvalDir, RunDir, StudyDir, classify, done_marker
 from xrdiag.core.layout.status import run_state
+from xrdiag.core.study.cells import cell_state
 from xrdiag.core.training.describe import method_label
 
 MAX_DEPTH = 4
@@ -160,7 +161,10 @@ def study_entries(path: Path, name: str, now: float) -> list[RunEntry]:
     for seed in StudyDir(path).cell_dirs():
         if classify(seed) == "run":
             label = f"{name}/{seed.parent.name}/{seed.name}"
-            cells.append(run_entry(seed, label, now, group=name, kind="cell"))
+            entry = run_entry(seed, label, now, group=name, kind="cell")
+            # A cell is more than its training: running while a process holds it (evaluating
+            # included), finished only with DONE (core/study/cells.py).
+            cells.append(replace(entry, status=cell_state(seed, now).status))
     done = sum(done_marker(c.path) is not None for c in cells)
     if cells and done == len(cells):
         status = "finished"
