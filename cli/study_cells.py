@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -25,6 +26,8 @@ from xrdiag.cli.console import Progress, console, step_progress
 # run-cell's exit status when the cell was interrupted (128 + SIGINT, as a shell reports it):
 # not done, so a scheduler retries it; running the same command again resumes it.
 INTERRUPTED_EXIT = 130
+# run-cell --wait: how often a busy cell is checked again (a stat and a tiny read).
+WAIT_S = 5.0
 
 Running = Callable[[Mapping[str, tuple[str, int, "int | None"]]], None]
 
@@ -127,12 +130,19 @@ def _interrupt(_signum: int, _frame: Any) -> None:
     default=None,
     help="CPU threads for this process (default: the libraries' own choice).",
 )
-def run_cell_command(out: Path, index: int, threads: int | None) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="If another process runs the cell, wait until it is done (then skip) or gone (then "
+    "take over) instead of refusing.",
+)
+def run_cell_command(out: Path, index: int, threads: int | None, wait: bool) -> None:
     """Train and evaluate one cell of a planned study (a done cell is skipped).
 
-    A cell that another live process runs is refused. SIGINT or SIGTERM checkpoints and exits
-    with status 130; the same command resumes the cell.
+    A cell that another live process runs is refused (or, with --wait, waited for). SIGINT or
+    SIGTERM checkpoints and exits with status 130; the same command resumes the cell.
     """
+    from xrdiag.core.study.claim import CellBusy
     from xrdiag.core.study.plan import run_planned_cell
 
     if threads is not None:
@@ -142,12 +152,23 @@ def run_cell_command(out: Path, index: int, threads: int | None) -> None:
     # SIGTERM (a scheduler's stop) while evaluating ends like Ctrl-C: the claim is released.
     # While training, the loop's own handler checkpoints first.
     signal.signal(signal.SIGTERM, _interrupt)
-    label = f"cell {index}"
+    label, waited = f"cell {index}", False
+    _echo(f"cell {index} of {out}")
     # Bars only on a terminal: under a scheduler or `study --jobs` stderr is the cell's log.
     bars = step_progress(replace_phases=True) if sys.stderr.isatty() else nullcontext(_quiet)
     try:
         with bars as progress:
-            label, status = run_planned_cell(out, index, progress, _echo)
+            while True:
+                try:
+                    label, status = run_planned_cell(out, index, progress, _echo)
+                    break
+                except CellBusy as busy:
+                    if not wait:
+                        raise
+                    if not waited:
+                        _echo(f"{busy}; waiting (checking every {WAIT_S:g} s)")
+                    waited = True
+                    time.sleep(WAIT_S)
     except KeyboardInterrupt:
         status = "interrupted"
     if status == "interrupted":

@@ -49,6 +49,10 @@ def claim_path(cell: Path) -> Path:
     return cell.with_name(cell.name + CLAIM_SUFFIX)
 
 
+class CellBusy(UserError):
+    """The cell is claimed by another live process (`run-cell --wait` waits instead)."""
+
+
 @dataclass(frozen=True)
 class ClaimHolder:
     """The process a claim file names, and whether it is alive (as far as can be told)."""
@@ -99,8 +103,8 @@ def claim_holder(cell: Path, now: float | None = None) -> ClaimHolder | None:
 class CellClaim:
     """The exclusive right to run one cell; a context manager.
 
-    `acquire()` raises a one-line UserError naming the holder while another live process holds
-    the cell; `release()` removes the file. Not reentrant.
+    `acquire()` raises CellBusy, a one-line UserError naming the holder, while another live
+    process holds the cell; `release()` removes the file. Not reentrant.
     """
 
     def __init__(self, cell: Path, label: str, command: str | None = None) -> None:
@@ -130,9 +134,9 @@ class CellClaim:
             os.close(fd)
         raise UserError(f"{self.path}: could not claim the cell (the file keeps changing)")
 
-    def _refusal(self, holder: ClaimHolder | None) -> UserError:
+    def _refusal(self, holder: ClaimHolder | None) -> CellBusy:
         who = holder.describe() if holder is not None else "another process"
-        return UserError(
+        return CellBusy(
             f"cell {self.label}: being run by {who}; wait for it to finish or stop it "
             "(one process per cell)"
         )

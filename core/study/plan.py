@@ -132,9 +132,7 @@ def run_planned_cell(
     cfg = study_of(out)
     variant, seed = cell_at(cfg, index)
     _eval_corpus(cfg, out)  # planned already; written atomically if a process gets here first
-    label = f"{variant}/seed-{seed}"
-    echo(f"cell {index} ({label}) of {out}")
-    return label, run_cell(cfg, out, variant, seed, progress, echo)
+    return f"{variant}/seed-{seed}", run_cell(cfg, out, variant, seed, progress, echo)
 
 
 @dataclass

@@ -186,7 +186,9 @@ def test_plan_run_cell_collect_matches_the_sequential_study(
     assert_same_aggregates(reference, out)
 
 
-def test_run_cell_refuses_a_cell_another_process_runs(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_run_cell_refuses_or_waits_for_a_cell_another_process_runs(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "s"
     res = xrdiag("study", "plan", "--out", str(out), "--config", str(study_toml(tmp_path)),
                  *with_sets(tiny_sets(tiny_model_dir)))  # fmt: skip
@@ -197,10 +199,28 @@ def test_run_cell_refuses_a_cell_another_process_runs(tiny_model_dir: Path, tmp_
         state = cell_state(cell)
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
-    line = refused.stderr.strip().splitlines()[-1]  # after run-cell's "cell 1 (...) of DIR"
+    line = refused.stderr.strip().splitlines()[-1]  # after run-cell's "cell 1 of DIR"
     assert f"cell baseline/seed-1: being run by pid {os.getpid()} on" in line
     assert state.status == RUNNING and state.phase == "train"
     assert not cell.exists()  # nothing was written by the refused process
+    # --wait: waits while the claim is held, then finds the cell done by its holder
+    log = tmp_path / "wait.log"
+    with CellClaim(cell, "baseline/seed-1"), log.open("w") as fh:
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "xrdiag", "study", "run-cell", "--out", str(out), "--index",
+             "1", "--wait"],
+            stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        deadline = time.monotonic() + TIMEOUT
+        while "waiting" not in log.read_text() and waiter.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        cell.mkdir(parents=True)
+        (cell / "DONE").write_text(json.dumps({"status": "done"}), encoding="utf-8")
+    assert waiter.wait(timeout=TIMEOUT) == 0, log.read_text()
+    said = log.read_text()
+    assert said.count("being run by pid") == 1 and "waiting (checking every 5 s)" in said
+    assert "baseline/seed-1: already done; nothing to do" in said
     bad = xrdiag("study", "run-cell", "--out", str(out), "--index", "4")
     assert bad.returncode == 2 and "--index 4: the study has 4 cells; expected 0 to 3" in bad.stderr
     nothing = xrdiag("study", "run-cell", "--out", str(tmp_path / "nope"), "--index", "0")
