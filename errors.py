@@ -44,3 +44,13 @@ def comma_choices(
             f"expected a comma list of {', '.join(allowed)}{hint}"
         )
     return names
+
+
+def library_failure(exc: BaseException) -> bool:
+    """Whether `exc` is a native library's failure on bad input, to be reported, not a signal.
+
+    Rust libraries (polars, safetensors, tokenizers) raise pyo3's `PanicException` when a
+    malformed file reaches an unchecked path; it derives from BaseException, so `except
+    Exception` lets it through as a traceback. KeyboardInterrupt and SystemExit are not.
+    """
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"

@@ -85,5 +85,5 @@ def corrected_embeddings(
     elif correction == "mean_subspace":
         x = remove_mean_subspace(x, langs, components)
     elif correction != "none":
-        raise UserError(f"--correction: unknown correction {correction!r}; expected {CORRECTIONS}")
+        raise UserError(f"correction: unknown correction {correction!r}; expected {CORRECTIONS}")
     return l2_normalise(x)

@@ -143,7 +143,7 @@ def geometry_results(
     pairs in every layer, so layers are compared on identical pairs.
     """
     if n_pairs < 0:
-        raise UserError(f"--n-pairs must be zero or positive, got {n_pairs}")
+        raise UserError(f"geometry n_pairs must be zero or positive, got {n_pairs}")
     lacking = [c for c in ("lang", "domain") if c not in meta.columns]
     if lacking:
         raise ValueError(f"metadata frame lacks columns {lacking}")

@@ -48,12 +48,12 @@ def language_bias(
     complete. Ids with fewer than two translations (a test set of separate pairs) give none.
     """
     emb, meta = check_inputs(embeddings, meta)
-    corrections = check_choice(corrections, CORRECTIONS, "--correction")
+    corrections = check_choice(corrections, CORRECTIONS, "corrections")
     present = sorted(meta["lang"].unique().to_list())
     used = present if languages is None else list(dict.fromkeys(languages))
     for lang in used:
         if lang not in present:
-            raise UserError(f"--languages: language {lang!r} not in the data (have {present})")
+            raise UserError(f"--langs: language {lang!r} not in the data (have {present})")
     check_components(corrections, lir_components, len(used), emb.shape[1])
     if bootstrap < 0 or block_size < 1:
         raise UserError("--bootstrap must be >= 0 and --block-size >= 1")

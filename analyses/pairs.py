@@ -71,15 +71,15 @@ def resolve_pairs(
         return [p for lang in present if lang != pivot for p in ((lang, pivot), (pivot, lang))]
     if isinstance(pairs, str):
         if pairs != "all":
-            raise UserError(f"--pairs: expected 'all' or a list of (src, tgt) pairs, got {pairs!r}")
+            raise UserError(f"pairs: expected 'all' or a list of (src, tgt) pairs, got {pairs!r}")
         return [(s, t) for s in present for t in present if s != t]
     out = []
     for pair in pairs:
         if len(pair) != 2 or pair[0] == pair[1]:
-            raise UserError(f"--pairs: {pair!r} is not a pair of two different languages")
+            raise UserError(f"pairs: {pair!r} is not a pair of two different languages")
         for lang in pair:
             if lang not in known:
-                raise UserError(f"--pairs: language {lang!r} not in the data (have {present})")
+                raise UserError(f"pairs: language {lang!r} not in the data (have {present})")
         out.append((pair[0], pair[1]))
     return list(dict.fromkeys(out))
 

@@ -68,7 +68,7 @@ def probe_splitter(folds: int, seed: int) -> Any:
 def check_classes(y: np.ndarray, groups: np.ndarray, folds: int, what: str = "probe") -> None:
     """Raise a one-line `UserError` unless every class has at least `folds` distinct ids."""
     if folds < 2:
-        raise UserError(f"--folds must be at least 2, got {folds}")
+        raise UserError(f"probe folds must be at least 2, got {folds}")
     classes = np.unique(y)
     if len(classes) < 2:
         raise UserError(f"{what}: needs at least two classes, got only {classes.tolist()}")
@@ -77,7 +77,8 @@ def check_classes(y: np.ndarray, groups: np.ndarray, folds: int, what: str = "pr
         if len(ids) < folds:
             raise UserError(
                 f"{what}: class {cls!r} has {len(ids)} distinct ids ({int((y == cls).sum())} rows),"
-                f" fewer than --folds {folds}; add data for it, drop it, or lower --folds"
+                f" fewer than the probe's {folds} folds; add data for it or leave it out "
+                "(--langs, --domains, a larger --probe-max-rows)"
             )
 
 
@@ -160,7 +161,7 @@ def sample_rows_by_id(ids: np.ndarray, max_rows: int | None, seed: int) -> np.nd
     if max_rows is None or max_rows >= n:
         return np.arange(n)
     if max_rows < 1:
-        raise UserError(f"--max-rows must be a positive number of rows, got {max_rows}")
+        raise UserError(f"--probe-max-rows must be a positive number of rows, got {max_rows}")
     uniq, inverse = np.unique(ids, return_inverse=True)
     sizes = np.bincount(inverse)
     order = np.random.default_rng(seed).permutation(len(uniq))
@@ -223,7 +224,7 @@ def probe_results(
     Chance is the majority-class share, what always predicting the largest class scores.
     """
     if target not in TARGETS:
-        raise UserError(f"--target must be one of {list(TARGETS)}, got {target!r}")
+        raise UserError(f"probe target must be one of {list(TARGETS)}, got {target!r}")
     _check_meta(embeddings, meta, ["id", target])
     chosen = select_layers(embeddings, layers)
     rows = sample_rows_by_id(meta["id"].to_numpy(), max_rows, seed)

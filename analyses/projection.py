@@ -53,9 +53,9 @@ class Projection:
         if self.n_components not in (2, 3):
             raise UserError(f"projection n_components must be 2 or 3, got {self.n_components}")
         if self.max_points is not None and self.max_points < 2:
-            raise UserError(f"--max-points must be at least 2, got {self.max_points}")
+            raise UserError(f"--projection-max-points must be at least 2, got {self.max_points}")
         if self.method == "umap" and self.n_neighbors < 2:
-            raise UserError(f"--n-neighbors must be at least 2, got {self.n_neighbors}")
+            raise UserError(f"UMAP n_neighbors must be at least 2, got {self.n_neighbors}")
 
     def params(self) -> dict[str, Any]:
         """The parameters that determine the output (and the library version that computes it).

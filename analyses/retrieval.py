@@ -48,7 +48,13 @@ from xrdiag.analyses.schema import (
     metric_name,
     results_frame,
 )
-from xrdiag.analyses.topk import knn_means, margin_denominators, pair_gold_ranks, tie_floor
+from xrdiag.analyses.topk import (
+    comparable,
+    knn_means,
+    margin_denominators,
+    pair_gold_ranks,
+    tie_floor,
+)
 from xrdiag.errors import UserError
 
 POOLS = ("common", "domain")
@@ -105,7 +111,9 @@ def _text_aware(
     for i, group in equal.items():  # query i's gold is candidate i (pools are aligned by id)
         scores = d @ q[i]
         if scoring == "margin" and hq is not None and hd is not None:
-            scores = scores / (hq[i] + hd)
+            with np.errstate(divide="ignore", invalid="ignore"):  # NaN: see comparable()
+                scores = scores / (hq[i] + hd)
+        scores = comparable(scores)
         best = tie_floor(np.max(scores[group]))
         others = np.ones(scores.size, bool)
         others[group] = False
@@ -171,8 +179,8 @@ def query_ranks(
 ) -> list[QueryRanks]:
     """Every query's pessimistic gold rank, per direction, scoring and correction."""
     emb, meta = check_inputs(embeddings, meta)
-    scorings = check_choice(scorings, SCORINGS, "--scoring")
-    corrections = check_choice(corrections, CORRECTIONS, "--correction")
+    scorings = check_choice(scorings, SCORINGS, "scorings")
+    corrections = check_choice(corrections, CORRECTIONS, "corrections")
     check_choice([pool], POOLS, "--pool")
     check_choice([duplicates], DUPLICATES, "--duplicates")
     if margin_k < 1 or block_size < 1:
@@ -359,7 +367,7 @@ def retrieval_results(
         present = set(meta["domain"].unique().to_list())
         missing = [d for d in domains if d not in present]
         if missing:
-            raise UserError(f"--domain: {missing[0]!r} not in the data (have {sorted(present)})")
+            raise UserError(f"--domains: {missing[0]!r} not in the data (have {sorted(present)})")
     ranks = query_ranks(
         embeddings, meta, pairs=pairs, pivot=pivot, scorings=scorings, corrections=corrections,
         lir_components=lir_components, margin_k=margin_k, max_k=ks[-1], pool=pool,

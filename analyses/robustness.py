@@ -120,7 +120,7 @@ def robustness_results(
     known = sorted(meta["domain"].unique().to_list())
     for domain in domains or []:
         if domain not in known:
-            raise UserError(f"--domain: {domain!r} not in the data (have {known})")
+            raise UserError(f"--domains: {domain!r} not in the data (have {known})")
     docs_all = l2_normalise(emb)
     noisy = {label: l2_normalise(np.asarray(a)) for label, a in perturbed.items()}
     out: list[dict[str, Any]] = []

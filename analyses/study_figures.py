@@ -15,6 +15,15 @@ unseen domains), `lang_gap` (seen minus unseen languages), `domain_spread` (popu
 the domain means); `lang_probe_acc`, `domain_probe_acc`, `cross_lang_cka` (debiased where
 present) as means over seeds with a t interval over seeds.
 
+A task-accuracy study (`Protocol.metric` "accuracy": a pair classifier's zero-shot accuracy,
+outcomes from the task analysis' predictions) has every language pair (the two sentences'
+languages, not a pivot and another), a stratum per (lang1, lang2, domain), a query per
+(stratum, sentence id) whose value is the share of that id's pairs classified right; its
+figures: `accuracy` overall, per domain and per language pair (`lang` = `l1-l2`), on the
+pairs training saw (`seen`: a `train_pairs` pattern names them) and those it did not
+(`unseen`: the zero-shot pairs), on `mono` (l1 = l2) and `cross` (l1 != l2: the generalized
+setting), `lang_gap` (seen minus unseen), and the worst domain and spread across domains.
+
 Comparisons: one primary contrast per variant (default recall@1 on unseen languages x unseen
 domains), Holm over the primaries; every other figure is exploratory, Holm over those; and the
 training effect, baseline minus base. Each row carries its minimum detectable effect (80 %
@@ -35,6 +44,8 @@ from xrdiag.analyses.study_data import Figure, Study, gap, mean_of, spread, stud
 ALL = "all"
 BASE = "base"
 PRIMARY_DEFAULT = ("quadrant_recall@1", "unseen", "unseen")
+TASK_PRIMARY = ("accuracy", "unseen", "all")
+ANY = "*"
 _S, _F, _I = pl.String, pl.Float64, pl.Int64
 FIGURE_SCHEMA = {"variant": _S, "figure": _S, "lang": _S, "domain": _S, "value": _F,
                  "ci_low": _F, "ci_high": _F, "n": _I, "n_seeds": _I, "pool": _I,
@@ -54,6 +65,17 @@ class Protocol:
     pivot: str
     train_langs: tuple[str, ...]
     train_domains: tuple[str, ...]
+    # "recall@1" (retrieval against the pivot) or "accuracy" (a task's zero-shot accuracy).
+    metric: str = "recall@1"
+    # The task's training language pairs as (lang1, lang2) patterns, "*" for any language.
+    train_pairs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_task(self) -> bool:
+        return self.metric == "accuracy"
+
+    def trained_pair(self, lang1: str, lang2: str) -> bool:
+        return any(a in (ANY, lang1) and b in (ANY, lang2) for a, b in self.train_pairs)
 
 
 Key = tuple[str, str, str]  # (figure, lang, domain)
@@ -69,10 +91,27 @@ def outcomes_frame(queries: pl.DataFrame, variant: str, seed: int | None) -> pl.
     )  # fmt: skip
 
 
+def task_outcomes_frame(predictions: pl.DataFrame, variant: str, seed: int | None) -> pl.DataFrame:
+    """A task evaluation's predictions.parquet as study outcomes: per (lang1, lang2, domain, id)
+    the share of that sentence's pairs (its positive and negative ...) classified right."""
+    right = (pl.col("pred") == pl.col("label")).cast(pl.Float64)
+    per = predictions.group_by("lang1", "lang2", "domain", pl.col("id").cast(pl.String)).agg(
+        right.mean().alias("value")
+    )
+    return per.sort("lang1", "lang2", "domain", "id").select(
+        pl.lit(variant).alias("variant"), pl.lit(seed, dtype=pl.Int64).alias("seed"),
+        pl.col("lang1").alias("src_lang"), pl.col("lang2").alias("tgt_lang"), "domain", "id",
+        "value", pl.lit(None, dtype=pl.Int64).alias("pool"),
+    )  # fmt: skip
+
+
 def study_of(outcomes: pl.DataFrame, protocol: Protocol) -> Study:
-    """The pivot's pairs of every arm; the base model's single evaluation stands in every seed."""
+    """The pivot's pairs of every arm (a task: every pair); the base model's single evaluation
+    stands in every seed."""
     piv = protocol.pivot
-    rows = outcomes.filter((pl.col("src_lang") == piv) | (pl.col("tgt_lang") == piv))
+    rows = outcomes
+    if not protocol.is_task:
+        rows = outcomes.filter((pl.col("src_lang") == piv) | (pl.col("tgt_lang") == piv))
     trained = rows.filter(pl.col("variant") != BASE)
     seeds = sorted(trained["seed"].unique().to_list()) or [0]
     base = rows.filter(pl.col("variant") == BASE).drop("seed")
@@ -82,7 +121,9 @@ def study_of(outcomes: pl.DataFrame, protocol: Protocol) -> Study:
 
 
 def figure_set(study: Study, protocol: Protocol) -> list[tuple[Key, Figure]]:
-    """Every recall figure the study reports, keyed (figure, lang, domain)."""
+    """Every recall (or task accuracy) figure the study reports, keyed (figure, lang, domain)."""
+    if protocol.is_task:
+        return task_figure_set(study, protocol)
     lay, piv = study.layout, protocol.pivot
     langs = sorted({t if s == piv else s for s, t, _ in lay.strata})
     seen_l = [g for g in langs if g in protocol.train_langs]
@@ -107,6 +148,29 @@ def figure_set(study: Study, protocol: Protocol) -> list[tuple[Key, Figure]]:
     if seen_l and unseen_l:
         out.append((("lang_gap", ALL, ALL), gap(lay.mask(langs=seen_l, pivot=piv),
                                                 lay.mask(langs=unseen_l, pivot=piv))))  # fmt: skip
+    return out
+
+
+def task_figure_set(study: Study, protocol: Protocol) -> list[tuple[Key, Figure]]:
+    """A task study's accuracy figures (module docstring), keyed (figure, lang, domain)."""
+    lay, m = study.layout, protocol.metric
+    pairs = list(dict.fromkeys((s, t) for s, t, _ in lay.strata))
+    pair_of = np.array([f"{s}-{t}" for s, t, _ in lay.strata])
+    seen = np.array([protocol.trained_pair(s, t) for s, t, _ in lay.strata])
+    mono = np.array([s == t for s, t, _ in lay.strata])
+    out: list[tuple[Key, Figure]] = [((m, ALL, ALL), mean_of(np.ones(lay.n_strata, bool)))]
+    if len(lay.domains) > 1:
+        out += [((m, ALL, d), mean_of(lay.mask(domains=[d]))) for d in lay.domains]
+    out += [((m, f"{s}-{t}", ALL), mean_of(pair_of == f"{s}-{t}")) for s, t in pairs]
+    for name, mask in (("seen", seen), ("unseen", ~seen), ("mono", mono), ("cross", ~mono)):
+        if mask.any() and not mask.all():
+            out.append(((m, name, ALL), mean_of(mask)))
+    if seen.any() and not seen.all():
+        out.append((("lang_gap", ALL, ALL), gap(seen, ~seen)))
+    domains = lay.domain_masks()
+    if len(domains) > 1:
+        out.append(((f"worst_domain_{m}", ALL, ALL), worst(domains, "worst domain")))
+        out.append((("domain_spread", ALL, ALL), spread(domains, "domain spread")))
     return out
 
 
@@ -143,7 +207,7 @@ def study_figures(
     for arm in study.arms:
         for (name, lang, domain), fig in figures:
             r = mb.figure_interval(study, fig, arm, confidence=1 - alpha)
-            if name == "worst_domain_recall@1":
+            if name.startswith("worst_domain_"):
                 domain = _worst_domain(study, arm)
             rows.append({"variant": arm, "figure": name, "lang": lang, "domain": domain,
                          "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
@@ -210,9 +274,9 @@ def compare_variants(
     study = study_of(outcomes, protocol)
     figures = figure_set(study, protocol)
     keys = [k for k, _ in figures]
-    main = primary if primary in keys else ("recall@1", ALL, ALL)
+    main = primary if primary in keys else (protocol.metric, ALL, ALL)
     # Training's own effect: the primary figure, the overall one, the seen quadrant.
-    training_keys = {main, ("recall@1", ALL, ALL), ("quadrant_recall@1", "seen", "seen")}
+    training_keys = {main, (protocol.metric, ALL, ALL), ("quadrant_recall@1", "seen", "seen")}
     rows: list[dict[str, object]] = []
     contrasts: list[tuple[str, mb.Contrast]] = []
     variants = [v for v in study.arms if v not in (baseline, BASE)]

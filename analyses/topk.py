@@ -127,9 +127,25 @@ def margin_denominators(
 
 
 def tie_floor(scores: np.ndarray) -> np.ndarray:
-    """The lowest score that still ties with `scores` (pessimistic comparisons use >= this)."""
+    """The lowest score that still ties with `scores` (pessimistic comparisons use >= this).
+
+    A score that could not be computed (NaN: the 0/0 margin of embeddings a correction reduced
+    to zero) ties with every candidate, so its query ranks last, never first; +inf stays.
+    """
     s = np.asarray(scores, dtype=np.float32)
-    return (s - TIE_TOLERANCE * np.maximum(1.0, np.abs(s))).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        floor = s - TIE_TOLERANCE * np.maximum(1.0, np.abs(s))
+    floor = np.where(np.isnan(s), -np.inf, np.where(np.isposinf(s), np.inf, floor))
+    return floor.astype(np.float32)
+
+
+def comparable(scores: np.ndarray) -> np.ndarray:
+    """`scores` with NaN as -inf, in place: an uncomputable score is never above another.
+
+    NaN compares false with everything, so a gold scored NaN would rank 0 (better than first)
+    and a query of a degenerate model would count as found.
+    """
+    return np.nan_to_num(scores, copy=False, nan=-np.inf, posinf=np.inf, neginf=-np.inf)
 
 
 def _reverse_gold(gold: np.ndarray, nd: int) -> np.ndarray:
@@ -179,7 +195,8 @@ def pair_gold_ranks(
         h_cos[cols] = np.einsum("ij,ij->i", q[rgold[cols]], dt[:, cols].T)
         if "margin" in scorings:
             h_margin = np.full(nd, np.inf, dtype=np.float32)
-            h_margin[cols] = tie_floor(h_cos[cols] / (hq[rgold[cols]] + hd[cols]))
+            with np.errstate(divide="ignore", invalid="ignore"):  # NaN: see tie_floor
+                h_margin[cols] = tie_floor(h_cos[cols] / (hq[rgold[cols]] + hd[cols]))
             thresholds["margin"] = h_margin
         h_cos[cols] = tie_floor(h_cos[cols])
         thresholds["cos"] = h_cos
@@ -199,9 +216,11 @@ def pair_gold_ranks(
             elif scoring == "margin" and marg_buf is not None:
                 scores = marg_buf[:m]
                 np.add(hq[start:stop, None], hd[None, :], out=scores)
-                np.divide(sims, scores, out=scores)
+                with np.errstate(divide="ignore", invalid="ignore"):  # see comparable()
+                    np.divide(sims, scores, out=scores)
             else:
                 raise ValueError(f"unknown scoring {scoring!r}")
+            comparable(scores)
             g = np.full(m, np.inf, dtype=np.float32)
             g[local] = tie_floor(scores[local, gcols])
             np.greater_equal(scores, g[:, None], out=mask)
@@ -255,6 +274,7 @@ def rank_spreads(
     for start, stop in _blocks(rows.size, block_size):
         block, sims, mask = rows[start:stop], sims_buf[: stop - start], mask_buf[: stop - start]
         np.matmul(pool[block], pool_t, out=sims)
+        comparable(sims)
         trans = table[block]
         vals = np.take_along_axis(sims, np.maximum(trans, 0), axis=1)
         best = np.where(trans >= 0, vals, -np.inf).max(axis=1)

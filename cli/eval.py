@@ -111,12 +111,18 @@ from xrdiag.errors import UserError
 )
 @click.option("--noise-seed", type=int, default=0, show_default=True, help="Seed of the noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier evaluation in --out (a directory holding anything else is refused).",
+)
 def eval_command(
     model: str,
     corpus_path: str,
     out: Path,
     analyses: str,
     as_json: bool,
+    overwrite: bool,
     **options: Any,
 ) -> None:
     """Embed once (cached) and run alignment diagnostics; writes results.parquet + manifest.json."""
@@ -128,7 +134,7 @@ def eval_command(
         raise UserError("--ks: expected comma-separated integers such as 1,5,10") from None
     opts = EvalOptions(analyses=registry.parse_analyses(analyses), ks=ks, **options)
     with step_progress() as progress:
-        outcome = run_eval(model, corpus_path, out, opts, progress=progress)
+        outcome = run_eval(model, corpus_path, out, opts, progress=progress, overwrite=overwrite)
     if as_json:
         from xrdiag.report.tables import scalar_metrics, summary_frame
 

@@ -63,7 +63,7 @@ def report_command(inputs: tuple[Path, ...], out: Path, formats: str) -> None:
     multiple=True,
     help="Exit 1 when a delta satisfies METRIC OP NUMBER, e.g. 'recall@1 < -0.02'; METRIC is "
     "a metric or its part before '|' (recall@1 covers recall@1|cos|none and the other "
-    "variants). Repeatable.",
+    "variants); a METRIC that matches no compared cell exits 2. Repeatable.",
 )
 @click.option("--limit", type=int, default=30, show_default=True, help="Cells listed.")
 @click.option(
@@ -85,13 +85,21 @@ def compare_command(
 
     The first input is A. Significant marks cells whose bootstrap intervals do not overlap.
     """
-    from xrdiag.core.compare import compare_results, failing_cells, load_comparable, parse_fail_if
+    from xrdiag.core.compare import (
+        check_rules,
+        compare_results,
+        failing_cells,
+        load_comparable,
+        parse_fail_if,
+    )
     from xrdiag.report.compare_terminal import print_comparison, print_failures
 
     if len(inputs) < 2:
         raise UserError("compare: expected at least two inputs (A B [C ...])")
-    if threshold < 0:
-        raise UserError(f"--threshold {threshold}: expected a non-negative number")
+    if not threshold >= 0 or threshold == float("inf"):  # NaN compares false: it would pass
+        raise UserError(f"--threshold {threshold}: expected a finite non-negative number")
+    if limit < 0:
+        raise UserError(f"--limit {limit}: expected a non-negative number of cells")
     rules = [parse_fail_if(text) for text in fail_if]
     chosen = _formats(formats) if out is not None else ()
     with step_progress() as progress:
@@ -99,6 +107,7 @@ def compare_command(
             list(inputs), reevaluate=not no_reeval, progress=progress
         )
     full = compare_results(frames, labels, threshold=threshold)
+    check_rules(full, rules)  # before any output: a gate that checks nothing fails loudly
     shown = full.filter(full["exceeds"]) if diff_only else full
     term = console()
     print_comparison(term, shown, notes, limit, threshold, diff_only)

@@ -1,9 +1,9 @@
 """`xrdiag study` and `xrdiag demo`: flags, the plan, progress, and the answer table.
 
 A study runs in this process, or with `--jobs N` as up to N cell processes at once
-(core/study/jobs.py). The subcommands that split a study for a scheduler (`plan`, `run-cell`,
-and the parallel progress view live in `cli/study_cells.py`, except `collect`, which ends with
-this module's answer table; progress goes to stderr.
+(core/study/jobs.py). The subcommands that split a study for a scheduler (`plan`, `run-cell`)
+and the parallel progress view live in `cli/study_cells.py`; `collect` is here, as it ends
+with this module's answer table. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -46,6 +46,16 @@ def _plan(cfg: Any, out: Path, expected: str | None) -> str:
         f"  primary question: {' / '.join(cfg.stats.primary_key())} vs {cfg.baseline}; "
         f"each comparison states its minimum detectable effect",
     ]
+    if e.outcome == "task":
+        pairs = base.objective.pairs_file or (
+            f"a paraphrase task built from the corpus ({', '.join(e.task_pairs)}, <= "
+            f"{e.task_max_per_domain} ids per domain)"
+        )
+        lines[2] = (
+            f"  a pair classifier trained on {', '.join(base.objective.train_lang_pairs)} pairs of "
+            f"{pairs}; every checkpoint is evaluated on every dev and test pair: zero-shot task "
+            "accuracy per language pair and domain, last layer"
+        )
     if not cfg.keep_checkpoints:
         lines.append(
             "  each cell's checkpoint is deleted once it is evaluated (events and diagnostics "
@@ -65,14 +75,17 @@ def _print_answer(out: Path) -> None:
 
     from xrdiag.core.layout import names
     from xrdiag.core.layout.dirs import StudyDir
+    from xrdiag.core.layout.frames import read_frame
     from xrdiag.report.study_summary import answer_table, verdict
 
     term = console()
     study = StudyDir(out)
-    figures = pl.read_parquet(study.file(names.FIGURES))
-    comparison = pl.read_parquet(study.file(names.COMPARISON))
+    figures = read_frame(study.file(names.FIGURES), "a study's figures (xrdiag study writes it)")
+    comparison = read_frame(study.file(names.COMPARISON), "a study's comparison table")
     header, rows = answer_table(figures)
-    table = Table(title="recall@1 vs the pivot, last layer (95% CI over seeds and sentence ids)")
+    task = bool(figures.height) and (figures["figure"] == "accuracy").any()
+    what = "task accuracy" if task else "recall@1 vs the pivot"
+    table = Table(title=f"{what}, last layer (95% CI over seeds and sentence ids)")
     table.add_column("figure", no_wrap=True)
     for row in rows:  # variants as columns: a handful fit a terminal, ten figures do not
         table.add_column(escape(row[0]), justify="right")
@@ -177,7 +190,7 @@ def _run_jobs(
 @click.option("--resume", is_flag=True, help="Continue the study in --out (finished cells kept).")
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "full"]),
+    type=click.Choice(["quick", "full", "task"]),
     default=None,
     help="Start from this preset (default: the config's study.preset, else full).",
 )
@@ -310,7 +323,7 @@ _register_subcommands()
     type=click.Choice(["quick", "full"]),
     default="quick",
     show_default=True,
-    help="quick: 40 steps per run, about 10 min on 2 CPU cores; full: 300 steps, for a GPU.",
+    help="quick: 100 steps per run on 2 CPU cores; full: 300 steps and 5 seeds, for a GPU.",
 )
 @click.option("--resume", is_flag=True, help="Continue the demo study in --out.")
 def demo_command(out: Path, preset: str, resume: bool) -> None:

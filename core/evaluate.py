@@ -33,9 +33,11 @@ from xrdiag.core.encoding.encoder import DEFAULT_TOKEN_BUDGET, Encoder
 from xrdiag.core.layout.atomic import write_atomic
 from xrdiag.core.layout.dirs import EvalDir
 from xrdiag.core.layout.names import ROWS
-from xrdiag.core.provenance import EVAL_PACKAGES, package_versions
+from xrdiag.core.provenance import EVAL_PACKAGES, absolute_source, package_versions
 from xrdiag.errors import UserError
 
+# numpy's legacy seeding (and torch's) takes 32-bit seeds; every seed stays in that range.
+SEED_MAX = 2**32 - 1
 # A step reports (name, done, total); total None means "running, size unknown".
 Progress = Callable[[str, int, int | None], None]
 
@@ -93,10 +95,37 @@ class EvalOptions:
         self.analyses = registry.parse_analyses(self.analyses)
         self.noise_kinds = parse_noise_kinds(self.noise_kinds)
         self.noise_rate = check_rate(self.noise_rate)
-        if isinstance(self.noise_seed, bool) or not isinstance(self.noise_seed, int):
-            raise UserError(f"--noise-seed {self.noise_seed!r}: expected a non-negative integer")
-        if self.noise_seed < 0:
-            raise UserError(f"--noise-seed {self.noise_seed}: expected a non-negative integer")
+        # Every number is checked here, before any work: a bad one deep in an analysis would
+        # surface as a numpy traceback after minutes of encoding (or as another flag's error).
+        _check_int("--seed", self.seed, 0, SEED_MAX)
+        _check_int("--noise-seed", self.noise_seed, 0, SEED_MAX)
+        _check_int("--bootstrap", self.bootstrap, 0)
+        self.ks = tuple(self.ks)
+        if not self.ks:
+            raise UserError("--ks: expected at least one cut-off, e.g. 1,5,10")
+        for k in self.ks:
+            _check_int("--ks", k, 1)
+        for flag, name, low in (("--margin-k", "margin_k", 1), ("--block-size", "block_size", 1),
+                                ("--lir-components", "lir_components", 1),
+                                ("--pool-repeats", "pool_repeats", 1)):  # fmt: skip
+            _check_int(flag, getattr(self, name), low)
+        for flag, name, low in (("--pool-size", "pool_size", 2),
+                                ("--projection-max-points", "projection_max_points", 2),
+                                ("--probe-max-rows", "probe_max_rows", 1),
+                                ("--bias-queries-per-lang", "bias_queries_per_lang", 1),
+                                ("--max-per-domain", "max_per_domain", 1)):  # fmt: skip
+            if getattr(self, name) is not None:
+                _check_int(flag, getattr(self, name), low)
+        _check_int("token budget", self.token_budget, 1)
+
+
+def _check_int(flag: str, value: object, low: int, high: int | None = None) -> None:
+    """An integer option within [low, high], else a one-line UserError naming the flag."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if ok and value >= low and (high is None or value <= high):  # type: ignore[operator]
+        return
+    bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+    raise UserError(f"{flag} {value!r}: expected an integer {bound}")
 
 
 @dataclass
@@ -122,8 +151,14 @@ def run_eval(
     out_dir: Path,
     options: EvalOptions,
     progress: Progress | None = None,
+    overwrite: bool = True,
 ) -> EvalOutcome:
-    """Embed, analyse, write; the second run on the same inputs is served from the cache."""
+    """Embed, analyse, write; the second run on the same inputs is served from the cache.
+
+    `out_dir` must be new, empty or an eval directory (replaced only with `overwrite`); a
+    directory holding anything else is refused before any work (`EvalDir.check_target`).
+    """
+    EvalDir(out_dir).check_target(overwrite)
     report: Progress = progress or (lambda name, done, total: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -357,7 +392,13 @@ def _manifest(
         "checkpoint": checkpoint,
         "model": {"name": model, "path": encoder.model_path, "fingerprint": emb.model_fingerprint},
         "encoding": emb.spec,
-        "corpus": {"source": corpus_source, "fingerprint": emb.corpus_fingerprint},
+        # `path` finds the corpus again from any directory; `compare` checks the fingerprint
+        # before it trusts a re-read (the file may have changed since).
+        "corpus": {
+            "source": corpus_source,
+            "path": absolute_source(corpus_source),
+            "fingerprint": emb.corpus_fingerprint,
+        },
         "rows": {
             "n": emb.n,
             "file": ROWS,

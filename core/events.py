@@ -19,7 +19,17 @@ from typing import IO, Any
 from xrdiag.core.layout.names import EVENTS_FILE
 from xrdiag.errors import UserError
 
-__all__ = ["EVENTS_FILE", "EventTail", "EventWriter", "encode_event", "read_events", "tail_events"]
+__all__ = [
+    "EVENTS_FILE",
+    "EventTail",
+    "EventWriter",
+    "encode_event",
+    "latest_per_step",
+    "read_events",
+    "tail_events",
+]
+# Kinds with one event per step in a run that never went back.
+PER_STEP = ("step", "eval")
 # Reading a stream from its end: blocks of this size, never more than TAIL_MAX bytes in all.
 TAIL_BLOCK = 1 << 16
 TAIL_MAX = 1 << 24
@@ -106,6 +116,30 @@ class EventWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def latest_per_step(
+    events: list[dict[str, Any]], kinds: tuple[str, ...] = PER_STEP
+) -> list[dict[str, Any]]:
+    """The events without those a resumed run redid: the last event per step, per kind.
+
+    A run killed after step 5 and resumed from its step-2 checkpoint writes steps 3, 4, 5 again;
+    the first, lost, attempts stay in the file. An event of one of `kinds` is kept only when no
+    later event of its kind has the same or an earlier step (a resume restarts below the
+    steps it supersedes). Other kinds, and events without an integer step, are kept as they are.
+    """
+    keep = [True] * len(events)
+    floor: dict[str, float] = {}
+    for i in range(len(events) - 1, -1, -1):
+        event = events[i]
+        kind, step = event.get("kind"), event.get("step")
+        if kind not in kinds or isinstance(step, bool) or not isinstance(step, int):
+            continue
+        if step >= floor.get(str(kind), float("inf")):
+            keep[i] = False
+        else:
+            floor[str(kind)] = step
+    return [e for e, k in zip(events, keep, strict=True) if k]
 
 
 def _parse_lines(data: bytes, path: Path, first_line: int) -> Iterator[dict[str, Any]]:

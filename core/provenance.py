@@ -40,3 +40,20 @@ def package_versions(
             if missing is not None:
                 out[name] = missing
     return out
+
+
+def absolute_source(source: str | None) -> str:
+    """A corpus source as it can be found again from any directory: a local path made absolute.
+
+    `default` and `hf:` datasets name themselves; a test-set scheme keeps its scheme
+    (`tatoeba:/abs/dir`). A relative path typed in one directory would name another file when
+    `compare` re-reads it from elsewhere, so the manifest keeps this form as well as the typed one.
+    """
+    from xrdiag.core.corpus.testsets import split_scheme
+
+    if source is None or source in ("", "default") or source.startswith("hf:"):
+        return source or "default"
+    scheme = split_scheme(source)
+    if scheme is not None:
+        return f"{scheme[0]}:{scheme[1].resolve()}"
+    return str(Path(source).expanduser().resolve())

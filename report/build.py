@@ -21,10 +21,12 @@ from xrdiag.analyses.schema import with_pool_column
 from xrdiag.core.layout import names
 from xrdiag.core.layout.atomic import write_text_atomic
 from xrdiag.core.layout.dirs import EvalDir, RunDir, StudyDir, classify
+from xrdiag.core.layout.frames import read_optional, read_results
 from xrdiag.core.layout.status import status_line
 from xrdiag.errors import UserError
 from xrdiag.report import tables
 from xrdiag.report.bundle import Bundle, Source
+from xrdiag.report.out_dir import check_report_dir, earlier_tables, record_tables
 
 FORMATS = ("md", "html", "json", "csv", "parquet")
 Progress = Callable[[str, int, int | None], None]
@@ -32,20 +34,23 @@ Progress = Callable[[str, int, int | None], None]
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: unreadable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"{path}: unreadable TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path}: unreadable TOML ({' '.join(str(exc).split())})") from None
 
 
-def _parquet(path: Path) -> pl.DataFrame | None:
-    return pl.read_parquet(path) if path.is_file() else None
+def _parquet(path: Path, what: str = "a table xrdiag wrote") -> pl.DataFrame | None:
+    return read_optional(path, what)
 
 
 OLD_POOLS = (
@@ -72,7 +77,7 @@ def load_eval(path: Path, label: str | None = None) -> Source:
         path=path,
         kind="eval",
         label=label or path.name,
-        results=pl.read_parquet(found.results),
+        results=read_results(found.results),
         manifest=_read_json(found.manifest),
         projection=_parquet(found.projection),
     )
@@ -88,7 +93,7 @@ def load_run(path: Path) -> Source:
     events = read_events(run.events_file) if run.events_file.is_file() else []
     status, finished = status_line(events)
     diags = run.evaluated()
-    raw = [pl.read_parquet(d.results) for d in diags]
+    raw = [read_results(d.results) for d in diags]
     old = any("pool" not in frame.columns for frame in raw)
     frames = [
         with_pool_column(frame)[0].with_columns(pl.lit(d.root.name).alias("checkpoint"))
@@ -120,7 +125,8 @@ def load_study(path: Path) -> Source:
     """A study dir: study.toml, summary/figures/comparison parquet, the base model's eval."""
     study = StudyDir(path)
     config = _read_toml(study.config_file)
-    summary = _parquet(study.file(names.SUMMARY))
+    summary_file = study.file(names.SUMMARY)
+    summary = read_results(summary_file) if summary_file.is_file() else None
     cells = study.cell_dirs()
     done = [c for c in cells if (c / names.DONE).is_file()]
     src = Source(path=path, kind="study", label=path.name, config=config,
@@ -133,7 +139,7 @@ def load_study(path: Path) -> Source:
     if not src.finished:
         src.notes.append(f"this study is not complete ({src.status}); reported as it is so far")
     if study.base.projection.is_file():
-        src.projection = pl.read_parquet(study.base.projection)
+        src.projection = _parquet(study.base.projection)
     if study.base.manifest.is_file():
         src.manifest = _read_json(study.base.manifest)
     return src
@@ -216,13 +222,25 @@ def combined_results(sources: Sequence[Source]) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed") if frames else _empty()
 
 
+def _table(doc: Any, key: str) -> dict[str, Any]:
+    """`doc[key]` when it is a table/object, else empty: a hand-edited file of another shape
+    (`meta = 3`) loses that record, not the report."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _seeds(values: Any) -> list[int]:
+    items = values if isinstance(values, list | tuple | set) else [values]
+    return sorted({v for v in items if isinstance(v, int) and not isinstance(v, bool)})
+
+
 def input_record(src: Source) -> dict[str, Any]:
     """What report.json says of an input: kind, status, fingerprints, seeds, versions."""
     man = src.manifest or {}
-    meta = (src.config or {}).get("meta", {})
-    seeds = sorted({s for s in [man.get("seed"), meta.get("seed")] if s is not None})
+    meta = _table(src.config, "meta")
+    seeds = _seeds([man.get("seed"), meta.get("seed")])
     if src.kind == "study":
-        seeds = sorted(set((src.config or {}).get("study", {}).get("seeds", seeds)))
+        seeds = _seeds(_table(src.config, "study").get("seeds", seeds))
     return {
         "path": str(src.path),
         "kind": src.kind,
@@ -230,14 +248,14 @@ def input_record(src: Source) -> dict[str, Any]:
         "status": src.status,
         "finished": src.finished,
         "notes": src.notes,
-        "model_fingerprint": (man.get("model") or {}).get("fingerprint"),
-        "corpus_fingerprint": (man.get("corpus") or {}).get("fingerprint")
+        "model_fingerprint": _table(man, "model").get("fingerprint"),
+        "corpus_fingerprint": _table(man, "corpus").get("fingerprint")
         or meta.get("corpus_fingerprint"),
-        "rows_sha256": (man.get("rows") or {}).get("sha256_of_id_lang"),
+        "rows_sha256": _table(man, "rows").get("sha256_of_id_lang"),
         "seeds": seeds,
         "versions": man.get("versions") or meta.get("versions"),
         "git": meta.get("git"),
-        "device": (man.get("options") or {}).get("device"),
+        "device": _table(man, "options").get("device"),
         "checkpoints": src.results["checkpoint"].unique(maintain_order=True).to_list(),
     }
 
@@ -263,6 +281,8 @@ def write_report(
     if unknown or not formats:
         raise UserError(f"--format {','.join(formats)}: expected a comma list of {FORMATS}")
     check_inputs(inputs)
+    check_report_dir(out_dir)  # before anything is read or written
+    earlier = earlier_tables(out_dir / "tables")
     sources = []
     for k, path in enumerate(inputs):
         report("reading inputs", k, len(inputs))
@@ -273,7 +293,7 @@ def write_report(
     written: dict[str, Path] = {}
     notes = [*notes, *(f"{s.label}: {n}" for s in sources for n in s.notes)]
     bundle = Bundle(sources, {s.label: pivots(s) for s in sources}, combined_results(sources),
-                    comparison, notes, out_dir)  # fmt: skip
+                    comparison, notes, out_dir, earlier)  # fmt: skip
     steps = [f for f in FORMATS if f in formats]
     for k, fmt in enumerate(steps):
         report(f"writing {fmt}", k, len(steps))
@@ -309,10 +329,13 @@ def _write_tables(b: Bundle, ext: str) -> Path:
             frame.write_csv(tmp)
         os.replace(tmp, target)
     # Tables of an earlier report into the same folder that this one did not write would
-    # otherwise pass for part of it (other inputs, other layers).
-    for stale in folder.glob(f"*.{ext}"):
-        if stale.stem not in frames:
-            stale.unlink()
+    # otherwise pass for part of it (other inputs, other layers); only files an earlier
+    # report listed go, never a user's own file that happens to sit in tables/.
+    written = {f"{name}.{ext}" for name in frames}
+    for stale in b.earlier_tables - written:
+        if stale.endswith(f".{ext}") and "/" not in stale:
+            (folder / stale).unlink(missing_ok=True)
+    record_tables(folder, written | b.earlier_tables)
     return folder / f"results.{ext}"
 
 

@@ -50,3 +50,5 @@ class Bundle:
     comparison: pl.DataFrame | None
     notes: list[str]
     out_dir: Path
+    # tables/ files an earlier report into out_dir wrote (read before this one writes any)
+    earlier_tables: set[str] = field(default_factory=set)

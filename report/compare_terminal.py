@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
+from rich.markup import escape
 
 from xrdiag.report.markdown import comparison_summary, top_changes
 
@@ -36,7 +37,7 @@ def print_comparison(
     from rich.table import Table
 
     for note in notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if comparison.height == 0:
         what = f"no cell changed by more than {threshold}" if diff_only else "no cells to compare"
         console.print(f"[green]{what}[/]")
@@ -44,13 +45,13 @@ def print_comparison(
     a = comparison["a"][0]
     summary = comparison_summary(comparison)
     for b in summary["b"].unique(maintain_order=True).to_list():
-        table = Table(title=f"{b} vs {a} (delta = B - A)", title_justify="left")
+        table = Table(title=f"{escape(b)} vs {escape(a)} (delta = B - A)", title_justify="left")
         table.add_column("metric", overflow="fold")
         for col in ("cells", f">{threshold:g}", "sig", "mean delta", "min", "max"):
             table.add_column(col, justify="right", no_wrap=True)
         for row in summary.filter(pl.col("b") == b).iter_rows(named=True):
             table.add_row(
-                row["metric"], f"{row['cells']:,}", f"{row['exceeding']:,}",
+                escape(row["metric"]), f"{row['cells']:,}", f"{row['exceeding']:,}",
                 f"{row['significant']:,}", _num(row["mean_delta"], signed=True),
                 _num(row["min_delta"], signed=True), _num(row["max_delta"], signed=True),
             )  # fmt: skip
@@ -75,18 +76,19 @@ def cells_table(cells: pl.DataFrame, title: str) -> Any:
         table.add_column(col, justify="right" if right else "left", overflow="fold")
     for row in cells.iter_rows(named=True):
         values = [
-            row["metric"], str(row["layer"]), row["src_lang"] or "-", row["tgt_lang"] or "-",
-            row["domain"] or "-", _num(row["value_a"]), _num(row["value_b"]),
-            _delta(row["delta"], bool(row["significant"])),
+            escape(row["metric"]), str(row["layer"]), escape(row["src_lang"] or "-"),
+            escape(row["tgt_lang"] or "-"), escape(row["domain"] or "-"), _num(row["value_a"]),
+            _num(row["value_b"]), _delta(row["delta"], bool(row["significant"])),
         ]  # fmt: skip
-        table.add_row(*([row["b"]] if several else []), *values)
+        table.add_row(*([escape(row["b"])] if several else []), *values)
     return table
 
 
 def print_failures(console: Any, failing: pl.DataFrame, rule: str, limit: int = 50) -> None:
     """The cells that tripped a --fail-if rule."""
     console.print(
-        f"[bold red]--fail-if {rule}: {failing.height} cell(s) trip it[/]", highlight=False
+        f"[bold red]--fail-if {escape(rule)}: {failing.height} cell(s) trip it[/]",
+        highlight=False,
     )
     cols = ["b", "metric", "layer", "src_lang", "tgt_lang", "domain", "value_a", "value_b",
             "delta", "significant"]  # fmt: skip

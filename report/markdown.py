@@ -17,17 +17,34 @@ if TYPE_CHECKING:
     from xrdiag.report.bundle import Bundle, Source
 
 MAX_MD_ROWS = 60  # longer tables (a run's steps, a comparison) are cut, pointing to tables/
+# Characters that make Markdown of plain text: emphasis, code, links and images (`[`), tables,
+# strike-through, and the backslash itself. `(`, `#`, `!` only act after `]` or at a line's
+# start, which escaped brackets and our own line starts rule out.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~"})
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def md_text(value: Any) -> str:
+    """Text from a corpus, a model or a path, as Markdown that shows it and does nothing else.
+
+    A domain, language or model name is the corpus author's: raw, `<img src=x onerror=..>`
+    or `[click](javascript:..)` would be live in a renderer that allows HTML or links. HTML
+    is escaped as entities (report.html escapes the same strings), Markdown with backslashes,
+    newlines become spaces.
+    """
+    text = " ".join(str(value).splitlines())
+    return text.translate(_HTML).translate(_MD_SPECIAL)
 
 
 def cell(value: Any, digits: int = 3) -> str:
-    """A table cell: numbers rounded, missing as `-`, pipes escaped."""
+    """A table cell: numbers rounded, missing as `-`, text escaped (`md_text`)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return md_text(value)
 
 
 def md_table(frame: pl.DataFrame, digits: int = 3, max_rows: int = MAX_MD_ROWS) -> str:
@@ -136,28 +153,38 @@ def findings(src: Source) -> list[str]:
 
 
 def _study_findings(src: Source) -> list[str]:
+    """A study's verdicts: the primary question's per variant, each with its MDE; counts."""
+    from xrdiag.report.study_summary import verdict
+
     out = []
     cmp = src.comparison
     if cmp is not None and cmp.height:
-        sig = cmp.filter(pl.col("significant"))
+        roles = cmp["role"] if "role" in cmp.columns else pl.Series([""] * cmp.height)
+        for role in ("training", "primary"):
+            for row in cmp.filter(roles == role).iter_rows(named=True):
+                out.append(f"{src.label}: {verdict(row)}")
+        sig = cmp.filter(pl.col("significant") & (roles != "training"))
         out.append(
-            f"{src.label}: {sig.height} of {cmp.height} variant-vs-baseline figures differ "
-            "significantly (adjusted p)"
+            f"{src.label}: {sig.height} of {cmp.filter(roles != 'training').height} "
+            "variant-vs-baseline figures differ significantly (Holm within primary and "
+            "exploratory families)"
         )
-        for row in sig.sort("p_adjusted").head(8).iter_rows(named=True):
-            out.append(
-                f"{src.label}: {row['variant']} vs {row['baseline']}, {row['figure']} "
-                f"({row['lang']}/{row['domain']}): {row['delta']:+.4f} "
-                f"[{cell(row['ci_low'], 4)}, {cell(row['ci_high'], 4)}], "
-                f"p_adj {row['p_adjusted']:.3g}"
-            )
+        if "role" not in cmp.columns:  # aggregated by xrdiag 0.1: list what it found
+            for row in sig.sort("p_adjusted").head(8).iter_rows(named=True):
+                out.append(
+                    f"{src.label}: {row['variant']} vs {row['baseline']}, {row['figure']} "
+                    f"({row['lang']}/{row['domain']}): {row['delta']:+.4f} "
+                    f"[{cell(row['ci_low'], 4)}, {cell(row['ci_high'], 4)}], "
+                    f"p_adj {row['p_adjusted']:.3g} (old study: uncalibrated)"
+                )
     if src.figures is not None and src.figures.height:
         overall = tables.headline_variants(src.figures)
-        if "recall@1" in overall.columns:
-            best = overall.sort("recall@1", descending=True, nulls_last=True).row(0, named=True)
-            out.append(
-                f"{src.label}: highest overall recall@1: {best['variant']} ({best['recall@1']:.3f})"
-            )
+        for metric in ("recall@1", "accuracy"):
+            if metric in overall.columns:
+                best = overall.sort(metric, descending=True, nulls_last=True).row(0, named=True)
+                out.append(
+                    f"{src.label}: highest overall {metric}: {best['variant']} ({best[metric]:.3f})"
+                )
     return out
 
 
@@ -204,8 +231,9 @@ TITLES = {
 
 
 def title_of(name: str) -> str:
-    """Human title of a pivot's file stem (`cka_lang_lang_layer2__base`)."""
+    """Human title of a pivot's file stem (`cka_lang_lang_layer2__base`), Markdown-escaped."""
     base, _, group = name.partition("__")
+    group = md_text(group)
     if base.startswith("analysis_"):
         text = tables.analysis_title(base.removeprefix("analysis_")) + " (top layer)"
         return text + (f" ({group})" if group else "")
@@ -213,19 +241,21 @@ def title_of(name: str) -> str:
         if base.startswith(key):
             text = title + base[len(key) :] if key.endswith("layer") else title
             return text + (f" ({group})" if group else "")
-    return name
+    return md_text(name)
 
 
 def render_markdown(bundle: Bundle) -> str:
     """The whole report.md."""
     parts = ["# xrdiag report\n"]
     parts.append(
-        "Inputs: " + ", ".join(f"`{s.label}` ({s.kind}, {s.path})" for s in bundle.sources) + "\n"
+        "Inputs: "
+        + ", ".join(f"{md_text(s.label)} ({s.kind}, {md_text(s.path)})" for s in bundle.sources)
+        + "\n"
     )
     for note in bundle.notes:
-        parts.append(f"> **Note:** {note}\n")
+        parts.append(f"> **Note:** {md_text(note)}\n")
     parts.append("## Headline findings\n")
-    lines = [f"- {line}" for src in bundle.sources for line in findings(src)]
+    lines = [f"- {md_text(line)}" for src in bundle.sources for line in findings(src)]
     if bundle.comparison is not None and bundle.comparison.height:
         c = bundle.comparison
         lines.append(
@@ -239,9 +269,9 @@ def render_markdown(bundle: Bundle) -> str:
         parts.append("\n### Largest changes\n")
         parts.append(md_table(top_changes(bundle.comparison), 4))
     for src in bundle.sources:
-        parts.append(f"## {src.label} ({src.kind})\n")
+        parts.append(f"## {md_text(src.label)} ({src.kind})\n")
         if src.status:
-            parts.append(f"Status: {src.status}\n")
+            parts.append(f"Status: {md_text(src.status)}\n")
         for name, frame in bundle.pivots.get(src.label, {}).items():
             parts.append(f"### {title_of(name)}\n")
             parts.append(md_table(frame))

@@ -49,21 +49,42 @@ TABLE_COLUMNS: Sequence[tuple[str, str, str, str | None]] = (
 )
 
 
+# A task-accuracy study's columns: overall, the pairs training saw and the zero-shot ones, the
+# same-language and the generalized cross-language pairs, then the domain figures.
+TASK_COLUMNS: Sequence[tuple[str, str, str, str | None]] = (
+    ("acc", "accuracy", ALL, ALL),
+    ("seen pairs", "accuracy", "seen", ALL),
+    ("zero-shot pairs", "accuracy", "unseen", ALL),
+    ("mono", "accuracy", "mono", ALL),
+    ("cross", "accuracy", "cross", ALL),
+    ("lang gap", "lang_gap", ALL, ALL),
+    ("worst domain", "worst_domain_accuracy", ALL, None),
+    ("spread", "domain_spread", ALL, ALL),
+)
+
+
+def is_task(figures: pl.DataFrame) -> bool:
+    """Whether figures are a task-accuracy study's."""
+    return bool(figures.height) and bool((figures["figure"] == "accuracy").any())
+
+
 def answer_table(figures: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and rows (one per variant) of the answer table; numbers straight from figures."""
+    columns = TASK_COLUMNS if is_task(figures) else TABLE_COLUMNS
+    first = columns[0][0]
     header = ["variant"]
-    for label, *_ in TABLE_COLUMNS:
-        header += [label, "R@1 95% CI", "n", "pool"] if label == "R@1" else [label]
+    for label, *_ in columns:
+        header += [label, f"{first} 95% CI", "n", "pool"] if label == first else [label]
     rows = []
     for variant in figures["variant"].unique(maintain_order=True).to_list():
         row = [variant]
-        for _label, figure, lang, domain in TABLE_COLUMNS:
+        for label, figure, lang, domain in columns:
             hit = figure_value(figures, variant, figure, lang, domain)
             text = "-" if hit is None else _fmt(hit["value"])
             if hit is not None and figure.startswith("worst"):
                 text += f" ({hit['domain']})"
             row.append(text)
-            if figure == "recall@1":
+            if label == first:
                 ci = "-" if hit is None else f"{_fmt(hit['ci_low'], 2)}-{_fmt(hit['ci_high'], 2)}"
                 row += [ci, "-" if hit is None else _fmt(hit.get("n")),
                         "-" if hit is None else _fmt(hit.get("pool"))]  # fmt: skip
@@ -135,21 +156,33 @@ def summary_markdown(
 ) -> str:
     """summary.md: the answer table, the training effect, the primary question's answer with
     its MDE, the exploratory comparisons, and how the statistics were done."""
-    lines = [
-        "# Study summary",
-        "",
-        f"Pivot {protocol.pivot}; training saw languages {', '.join(protocol.train_langs)} and "
-        f"domains {', '.join(protocol.train_domains)}. recall@1 (cosine) against the pivot both "
-        "ways at the last layer, every query ranked among the pair's common pool (`pool`); 95% "
-        f"intervals over seeds and sentence ids; `n` sentence ids.",
-        "",
-    ]
+    lines = ["# Study summary", ""]
+    if protocol.is_task:
+        trained = ", ".join(f"{a}-{b}" for a, b in protocol.train_pairs)
+        lines += [
+            f"Task accuracy of a sentence-pair classifier trained on the {trained} pairs, on "
+            "every dev and test pair of every language pair at the last layer: `seen` the pairs "
+            "training saw, `unseen` the zero-shot ones, `cross` the generalized setting (two "
+            "languages in one pair); a sentence's pairs are one cluster; 95% intervals over "
+            "seeds and sentence ids; `n` sentence ids.",
+            "",
+        ]
+    else:
+        lines += [
+            f"Pivot {protocol.pivot}; training saw languages {', '.join(protocol.train_langs)} "
+            f"and domains {', '.join(protocol.train_domains)}. recall@1 (cosine) against the "
+            "pivot both ways at the last layer, every query ranked among the pair's common pool "
+            "(`pool`); 95% intervals over seeds and sentence ids; `n` sentence ids.",
+            "",
+        ]
     if seeds is not None:
         advice = " (at least 5 are recommended: below 5 the seed-to-seed variance rests on " \
                  "few degrees of freedom and the MDE is large)" if seeds < 5 else ""  # fmt: skip
         lines += [f"Seeds: {seeds}{advice}.", ""]
     if primary is not None:
         question = f"{primary[0]} on {primary[1]} languages x {primary[2]} domains"
+        if protocol.is_task:
+            question = f"{primary[0]} on the {primary[1]} language pairs, {primary[2]} domains"
         lines += [f"Primary question: {question}, each variant vs {baseline}; everything else "
                   "is exploratory.", ""]  # fmt: skip
     if figures.height:
@@ -171,7 +204,9 @@ def summary_markdown(
                         ("exploratory", "Exploratory (overall and quadrants)")):  # fmt: skip
         part = comparison.filter(pl.col("role") == role)
         if role == "exploratory":
+            groups = pl.col("lang").is_in(["seen", "unseen", "mono", "cross"])
             part = part.filter(pl.col("figure").eq("quadrant_recall@1")
+                               | (pl.col("figure").eq("accuracy") & groups)
                                | (pl.col("lang").eq(ALL) & pl.col("domain").eq(ALL)))  # fmt: skip
         if part.height == 0:
             continue

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from xrdiag.analyses.schema import DEBIASED_CKA, LINEAR_CKA, PRIMARY_RECALL, metric_name
+from xrdiag.core.events import latest_per_step
 
 RECALL_BASE = "recall@1"
 PROBE_METRICS = ("lang_probe_acc", "domain_probe_acc")
@@ -200,14 +201,17 @@ def by_checkpoint(results: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 
 def step_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    """One row per step event: step, loss, lr, grad_norm, lambda, samples_per_s, components."""
+    """One row per step: step, loss, lr, grad_norm, lambda, samples_per_s, components.
+
+    Steps a resumed run redid appear once, as last written (`core.events.latest_per_step`).
+    """
     rows = []
-    for e in events:
-        if e.get("kind") != "step":
+    for e in latest_per_step([dict(e) for e in events], ("step",)):
+        if e.get("kind") != "step" or not isinstance(e.get("step"), int):
             continue
         row = {k: _num(e.get(k)) for k in ("loss", "lr", "grad_norm", "lambda", "samples_per_s")}
         row["step"] = int(e["step"])
-        for name, v in (e.get("components") or {}).items():
+        for name, v in _mapping(e.get("components")).items():
             row[f"c_{name}"] = _num(v)
         rows.append(row)
     if not rows:
@@ -218,18 +222,21 @@ def step_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
 
 
 def eval_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    """One row per eval event: step, recall@1 mean / seen / unseen splits, CKA, probe accuracy."""
+    """One row per dev evaluation: step, recall@1 mean / seen / unseen, CKA, probe accuracy.
+
+    An evaluation a resumed run redid appears once, as last written.
+    """
     rows = []
-    for e in events:
-        if e.get("kind") != "eval":
+    for e in latest_per_step([dict(e) for e in events], ("eval",)):
+        if e.get("kind") != "eval" or not isinstance(e.get("step"), int):
             continue
         row: dict[str, Any] = {"step": int(e["step"])}
-        for k, v in (e.get("recall@1") or {}).items():
+        for k, v in _mapping(e.get("recall@1")).items():
             row[f"recall@1_{k}"] = _num(v)
-        row["cka_mean"] = _num((e.get("cka") or {}).get("mean"))
-        row["lang_probe_acc"] = _num((e.get("lang_probe") or {}).get("acc"))
-        row["domain_probe_acc"] = _num((e.get("domain_probe") or {}).get("acc"))
-        task = (e.get("task") or {}).get("accuracy") or {}
+        row["cka_mean"] = _num(_mapping(e.get("cka")).get("mean"))
+        row["lang_probe_acc"] = _num(_mapping(e.get("lang_probe")).get("acc"))
+        row["domain_probe_acc"] = _num(_mapping(e.get("domain_probe")).get("acc"))
+        task = _mapping(_mapping(e.get("task")).get("accuracy"))
         for part in ("mean", "mono", "cross"):
             if part in task:
                 row[f"task_accuracy_{part}"] = _num(task[part])
@@ -238,6 +245,11 @@ def eval_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
         return pl.DataFrame()
     cols = list(dict.fromkeys(k for r in rows for k in r))
     return pl.DataFrame([{c: r.get(c) for c in cols} for r in rows], orient="row").sort("step")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """An event's nested object, or empty when a hand-edited or foreign event has another type."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _num(value: Any) -> float | None:

@@ -68,50 +68,58 @@ def embed_summary(
     layer: int,
     out: Path | None,
 ) -> None:
-    """Per-language x per-domain mean cosine to the pivot translation, plus where things went."""
+    """Per-language x per-domain mean cosine to the pivot translation, plus where things went.
+
+    Names from the user (model, paths, languages, domains) are printed as text, never markup.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
     cached = f" ({len(emb.cached_layers)} of {len(emb.layers)} layers from the cache)"
     console.print(
-        f"[bold]{emb.n:,}[/] sentences embedded with {emb.model}, layers {sorted(emb.layers)}"
-        + cached
+        f"[bold]{emb.n:,}[/] sentences embedded with {escape(str(emb.model))}, "
+        f"layers {sorted(emb.layers)}" + cached
     )
     if summary.height:
         domains = sorted(d for d in summary["domain"].unique().to_list() if d != "all") + ["all"]
-        table = Table(title=f"mean cosine to the {pivot} translation, layer {layer}")
+        title = f"mean cosine to the {escape(pivot)} translation, layer {layer}"
+        table = Table(title=title)
         table.add_column("lang")
         for domain in domains:
-            table.add_column(domain, justify="right")
+            table.add_column(escape(domain), justify="right")
         for lang in sorted(summary["lang"].unique().to_list()):
             cells = summary.filter(pl.col("lang") == lang)
             values = dict(zip(cells["domain"].to_list(), cells["cosine"].to_list(), strict=True))
-            table.add_row(lang, *(f"{values[d]:.3f}" if d in values else "-" for d in domains))
+            cols = (f"{values[d]:.3f}" if d in values else "-" for d in domains)
+            table.add_row(escape(lang), *cols)
         console.print(table)
     if out is not None:
-        console.print(f"embeddings written to {out}")
+        console.print(f"embeddings written to {escape(str(out))}")
 
 
 def eval_summary(console: Any, outcome: Any, *, pivot: str | None) -> None:
     """Headline table of an evaluation, then timings and where the files are."""
+    from rich.markup import escape
     from rich.table import Table
 
     from xrdiag.report.tables import scalar_metrics, summary_frame
 
     manifest = outcome.manifest
     console.print(
-        f"[bold]{manifest['checkpoint']}[/] on {manifest['rows']['n']:,} rows, "
+        f"[bold]{escape(str(manifest['checkpoint']))}[/] on {manifest['rows']['n']:,} rows, "
         f"layers {manifest['layers']}: {outcome.results.height:,} result rows"
     )
     summary = summary_frame(outcome.results, pivot)
     if summary.height:
         table = Table(title=f"retrieval and CKA at layer {max(manifest['layers'])} (all domains)")
         for col in summary.columns:
-            table.add_column(col, justify="left" if col == "lang" else "right")
+            table.add_column(escape(col), justify="left" if col == "lang" else "right")
         for row in summary.iter_rows():
-            table.add_row(row[0], *("-" if v is None else f"{v:.3f}" for v in row[1:]))
+            values = ("-" if v is None else f"{v:.3f}" for v in row[1:])
+            table.add_row(escape(str(row[0])), *values)
         console.print(table)
     for metric, value in scalar_metrics(outcome.results).items():
-        console.print(f"{metric}: {value:.3g}")
+        console.print(f"{escape(metric)}: {value:.3g}")
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.timings.items())
     console.print(f"time: {steps}")
-    console.print(f"written to {outcome.out_dir}/ (results.parquet, manifest.json)")
+    console.print(f"written to {escape(str(outcome.out_dir))}/ (results.parquet, manifest.json)")

@@ -35,9 +35,26 @@ class Line:
         self.steps.append(step)
         self.values.append(_num(value))
 
+    def rewind(self, step: float) -> None:
+        """Drop the points at `step` and after: a resumed run is redoing them."""
+        while self.steps and self.steps[-1] >= step:
+            self.steps.pop()
+            self.values.pop()
+
     @property
     def xy(self) -> tuple[list[float], list[float | None]]:
         return self.steps, self.values
+
+
+def _clock(value: Any) -> str:
+    """`HH:MM:SS` of an event time; `--:--:--` for a missing or impossible one."""
+    seconds = _num(value)
+    if seconds is None:
+        return "--:--:--"
+    try:
+        return time.strftime("%H:%M:%S", time.gmtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return "--:--:--"
 
 
 def _fmt(value: Any) -> str:
@@ -85,18 +102,39 @@ class RunSeries:
             self._log(event)
         self.log = self.log[-LOG_LINES:]
 
+    def _writer(self, e: dict[str, Any]) -> None:
+        pid, host = e.get("pid"), e.get("host")
+        self.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+        self.host = host if isinstance(host, str) else None
+
     def _on_start(self, e: dict[str, Any]) -> None:
         self.max_steps = e.get("max_steps") if isinstance(e.get("max_steps"), int) else None
-        self.pid, self.host = e.get("pid"), e.get("host")
+        self._writer(e)
 
     def _on_resume(self, e: dict[str, Any]) -> None:
-        self.pid, self.host = e.get("pid"), e.get("host")
+        self._writer(e)
         self._times.clear()
 
+    def _rewind(self, groups: list[dict[str, Line]], step: int) -> None:
+        """A step (or eval) again at or below one already shown: the earlier attempt is void.
+
+        After a kill and a resume from an older checkpoint, the events of the steps since that
+        checkpoint come twice; the series keep the last of each (as the report's tables do).
+        """
+        for group in groups:
+            for line in group.values():
+                line.rewind(step)
+
     def _on_step(self, e: dict[str, Any]) -> None:
-        s = e["step"]
+        s = e.get("step")
+        if not isinstance(s, int):
+            return
+        self._rewind([self.train], s)
+        while self._times and self._times[-1][0] >= s:
+            self._times.pop()
         self.train["loss"].add(s, e.get("loss"))
-        for name, value in (e.get("components") or {}).items():
+        components = e.get("components")
+        for name, value in (components if isinstance(components, dict) else {}).items():
             key = "disc_acc" if name.startswith("disc_") and name.endswith("_acc") else name
             self.train[key].add(s, value)
         for name in ("lambda", "lr", "grad_norm", "samples_per_s", "step_time"):
@@ -109,11 +147,16 @@ class RunSeries:
         self.checkpoints.append(str(e.get("path")))
 
     def _on_eval(self, e: dict[str, Any]) -> None:
-        s = e["step"]
-        for name, value in (e.get("recall@1") or {}).items():
+        s = e.get("step")
+        if not isinstance(s, int):
+            return
+        self._rewind([self.recall, self.recall_lang, self.recall_domain, self.alignment], s)
+        recall = e.get("recall@1")
+        for name, value in (recall if isinstance(recall, dict) else {}).items():
             self.recall[name].add(s, value)
-        self._per_group(s, e.get("retrieval") or [])
-        cka = e.get("cka") or {}
+        rows = e.get("retrieval") if isinstance(e.get("retrieval"), list) else []
+        self._per_group(s, [r for r in rows if isinstance(r, dict)])
+        cka = e.get("cka") if isinstance(e.get("cka"), dict) else {}
         if "mean" in cka:
             self.alignment["cka"].add(s, cka.get("mean"))
         for probe, short in (("lang_probe", "lang"), ("domain_probe", "domain")):
@@ -151,7 +194,7 @@ class RunSeries:
 
     def _log(self, e: dict[str, Any]) -> None:
         kind, step = e.get("kind"), e.get("step", "")
-        stamp = time.strftime("%H:%M:%S", time.gmtime(e["time"])) if "time" in e else "--:--:--"
+        stamp = _clock(e.get("time"))
         if kind == "step":
             text = f"loss {_fmt(e.get('loss'))}  lr {_fmt(e.get('lr'))}"
         elif kind == "eval":

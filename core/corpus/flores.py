@@ -28,6 +28,8 @@ from xrdiag.core.corpus.testset_files import (
     read_lines,
     testset_lang,
 )
+from xrdiag.core.layout.frames import load_parquet
+from xrdiag.errors import library_failure
 
 SPLITS = {"dev": "dev", "devtest": "test"}  # the FLORES split -> xrdiag's
 DEFAULT_DOMAIN = "general"
@@ -140,8 +142,10 @@ def read_flores_plus(root: Path, splits: list[str], source: str) -> RawTable:
         for path in _files(root / split, ".parquet"):
             lang, stem = _parquet_lang(path)
             try:
-                frame = pl.read_parquet(path)
-            except Exception as exc:  # polars raises several types for a file that is not Parquet
+                frame = load_parquet(path)
+            except BaseException as exc:  # polars raises several types (a panic too)
+                if not library_failure(exc):
+                    raise
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise err(
                     str(path), None, f"not a readable Parquet file ({reason})", "Parquet"

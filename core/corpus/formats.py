@@ -22,7 +22,8 @@ import polars as pl
 from xrdiag.core.corpus.gettext import read_gettext
 from xrdiag.core.corpus.raw import ROW, RawTable, decode_utf8, empty_table, err, msg
 from xrdiag.core.corpus.testsets import find_testset, read_testset
-from xrdiag.errors import UserError
+from xrdiag.core.layout.frames import load_parquet
+from xrdiag.errors import UserError, library_failure
 
 FORMATS = ".parquet, .csv, .tsv, .jsonl, .ndjson, .tmx or a gettext locale directory"
 _CORE_STRINGS = {name: pl.String for name in ("id", "lang", "domain", "split", "text")}
@@ -68,14 +69,23 @@ def read_raw(path: Path, source: str) -> RawTable:
 def read_parquet(path: Path, source: str) -> RawTable:
     """Parquet: rows are reported 1-based ("row 3" is the third row)."""
     try:
-        frame = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for a file that is not Parquet
+        frame = load_parquet(path)
+    except BaseException as exc:  # polars raises several types for a file that is not Parquet
+        if not library_failure(exc):
+            raise
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise err(source, None, f"not a readable Parquet file ({reason})", "Parquet") from None
     return RawTable(frame.with_row_index(ROW), source, lambda i: f"row {i + 1}")
 
 
+# The stdlib reader refuses fields over 128 KiB by default; polars reads such a corpus, so the
+# re-read that locates a problem must too (a process-wide setting, raised once, never lowered).
+_FIELD_LIMIT = 2**31 - 1
+
+
 def _csv_reader(text: str, sep: str) -> Any:
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
     quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
     return csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting, strict=True)
 
@@ -127,7 +137,9 @@ def read_delimited(path: Path, source: str, sep: str) -> RawTable:
                 schema_overrides=_CORE_STRINGS if infer else None,
             )
             break
-        except Exception:  # polars names no line (nor byte): the checks below do
+        except BaseException as exc:  # polars names no line (nor byte): the checks below do
+            if not library_failure(exc):
+                raise
             continue
     if frame is None or any(c.endswith("_duplicated_0") for c in frame.columns):
         found = _csv_structure(text(), sep, source)
@@ -137,11 +149,14 @@ def read_delimited(path: Path, source: str, sep: str) -> RawTable:
     def locate(i: int) -> str:
         if not lines:  # record -> first physical line (quoted fields may span lines)
             reader = _csv_reader(text(), sep)
-            next(reader, None)
-            start = reader.line_num + 1
-            for _ in reader:
-                lines.append(start)
+            try:
+                next(reader, None)
                 start = reader.line_num + 1
+                for _ in reader:
+                    lines.append(start)
+                    start = reader.line_num + 1
+            except csv.Error:  # what polars read, the stdlib cannot: records stay counted
+                pass
         return f"line {lines[i]}" if i < len(lines) else f"record {i + 1}"
 
     frame = frame.with_row_index(ROW)
@@ -158,7 +173,9 @@ def read_jsonl(path: Path, source: str) -> RawTable:
         return empty_table(source)
     try:
         frame = pl.read_ndjson(data, infer_schema_length=None)
-    except Exception:  # polars names no line: re-read with the stdlib to find it
+    except BaseException as exc:  # polars names no line: re-read with the stdlib to find it
+        if not library_failure(exc):
+            raise
         frame = _jsonl_stdlib(decode_utf8(raw, source), source)
     return RawTable(frame.with_row_index(ROW), source, lambda i: f"line {numbers[i]}")
 
@@ -180,7 +197,9 @@ def _jsonl_stdlib(text: str, source: str) -> pl.DataFrame:
         rows.append(obj)
     try:
         return pl.from_dicts(rows, infer_schema_length=None)
-    except Exception:
+    except BaseException as exc:
+        if not library_failure(exc):
+            raise
         text_rows = [
             {k: v if v is None or isinstance(v, str) else json.dumps(v) for k, v in r.items()}
             for r in rows
@@ -294,6 +313,9 @@ def read_tmx(path: Path, source: str) -> RawTable:
     except expat.ExpatError as exc:
         problem = f"malformed XML ({expat.ErrorString(exc.code)})"
         raise err(source, f"line {exc.lineno}", problem, "a well-formed TMX document") from None
+    except LookupError as exc:  # the XML declaration names an encoding Python does not know
+        problem = f"unknown XML encoding ({exc})"
+        raise err(source, "line 1", problem, "a TMX document in UTF-8 or UTF-16") from None
     cols = list(zip(*tmx.rows, strict=True)) or [[], [], [], [], []]
     frame = pl.DataFrame(
         dict(zip(("id", "lang", "domain", "text"), cols, strict=False)),

@@ -145,6 +145,14 @@ def read_gettext(root: Path, source: str, source_lang: str = "en") -> RawTable:
     if not catalogs:
         expected = "locale/<lang>/LC_MESSAGES/*.po or *.mo (or <lang>/LC_MESSAGES/...)"
         raise err(source, None, "no gettext catalogs", expected)
+    inside = root.resolve()
+    for _, cat in catalogs:
+        # A link out of the tree would read any file the user can (and an error would quote
+        # its first bytes): catalogs are read only where the corpus directory is.
+        if not cat.resolve().is_relative_to(inside):
+            rel = cat.relative_to(root).as_posix()
+            raise err(f"{source}/{rel}", None, "a symbolic link that leads out of the corpus "
+                      "directory", "catalogs inside the gettext tree")  # fmt: skip
     owner: dict[str, str] = {}  # msgid -> its domain: the first catalog stem that has it
     seen: set[tuple[str, str]] = set()
     ids: list[str] = []

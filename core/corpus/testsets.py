@@ -11,14 +11,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import polars as pl
-
 from xrdiag.core.corpus.flores import find_flores, read_flores200, read_flores_plus
 from xrdiag.core.corpus.ntrex import EXPECTED as NTREX_EXPECTED
 from xrdiag.core.corpus.ntrex import REF_FILE, SOURCE_FILE, find_ntrex, read_ntrex
 from xrdiag.core.corpus.raw import RawTable, err
 from xrdiag.core.corpus.tatoeba import EXPECTED as TATOEBA_EXPECTED
 from xrdiag.core.corpus.tatoeba import is_tatoeba_dir, is_tatoeba_file, read_tatoeba
+from xrdiag.errors import library_failure
 
 LAYOUTS = ("tatoeba", "flores200", "flores+", "ntrex")
 _SCHEME = re.compile(r"(tatoeba|flores200|flores\+|ntrex):(.+)", re.S)
@@ -88,9 +87,13 @@ def _flores_plus_file(path: Path) -> tuple[str, Path, list[str]] | None:
         return None
     if not re.fullmatch(r"[a-z]{3}_[A-Z][a-z]{3}(_[A-Za-z0-9]{1,8})?\.parquet", path.name):
         return None
+    import pyarrow.parquet as pq
+
     try:
-        columns = pl.read_parquet_schema(path)
-    except Exception:  # not Parquet: the Parquet reader says so
+        columns = pq.read_schema(path).names  # pyarrow: a damaged file raises, never panics
+    except BaseException as exc:  # not Parquet: the Parquet reader says so
+        if not library_failure(exc):
+            raise
         return None
     return find_flores(path) if "iso_639_3" in columns and "lang" not in columns else None
 

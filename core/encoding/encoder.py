@@ -12,9 +12,7 @@ for. Other models take the stock Hugging Face forward. Results come back in inpu
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,11 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xrdiag.core.encoding.fingerprint import model_fingerprint
 from xrdiag.core.encoding.packed_forward import PackedForward
 from xrdiag.errors import UserError
 
 if TYPE_CHECKING:
     import torch
+
+__all__ = ["Encoder", "EncodeSpec", "PackedForward", "model_fingerprint", "model_load_errors"]
 
 POOLINGS = ("mean", "cls")
 DEFAULT_MODEL = "default"
@@ -68,7 +69,7 @@ def resolve_model_path(model: str) -> str:
                 f"{path}: no weights: expected model.safetensors (safetensors only; "
                 "pickled .bin weights are not loaded)"
             )
-        return str(path)
+        return str(path.resolve())  # absolute: a manifest names it from any directory
     if model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise UserError(f"{model}: --model path does not exist")
     return model  # a hub id such as intfloat/multilingual-e5-small
@@ -156,11 +157,24 @@ class Encoder:
         meta = model_meta(self.model_path)
         # Blocks below this one are shared with other models (a study's base and cells): their
         # output is computed once per sentence (core/encoding/frozen_prefix.py).
-        self.frozen_prefix = int(
-            frozen_prefix if frozen_prefix is not None else meta.get("frozen_layers", 0)
-        )
-        pooling = pooling if pooling is not None else str(meta.get("pooling", "mean"))
-        max_length = max_length if max_length is not None else int(meta.get("max_length", 512))
+        meta_file = Path(self.model_path) / MODEL_META_FILE
+        if frozen_prefix is None:
+            frozen_prefix = meta.get("frozen_layers", 0)
+            if isinstance(frozen_prefix, bool) or not isinstance(frozen_prefix, int):
+                raise UserError(
+                    f"{meta_file}: frozen_layers {frozen_prefix!r}; expected an integer"
+                )
+        self.frozen_prefix = int(frozen_prefix)
+        if pooling is None:
+            pooling = meta.get("pooling", "mean")
+            if pooling not in POOLINGS:
+                raise UserError(
+                    f"{meta_file}: pooling {pooling!r}; expected one of {', '.join(POOLINGS)}"
+                )
+        if max_length is None:
+            max_length = meta.get("max_length", 512)
+            if isinstance(max_length, bool) or not isinstance(max_length, int):
+                raise UserError(f"{meta_file}: max_length {max_length!r}; expected an integer")
         if pooling not in POOLINGS:
             raise UserError(f"--pooling {pooling}: expected one of {', '.join(POOLINGS)}")
         if max_length < 2:
@@ -192,18 +206,44 @@ class Encoder:
         """Tokenizer and weights, loaded on first use: a fully cached call never needs them."""
         if self._model is not None:
             return
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        from xrdiag.core.encoding.weights import load_encoder, mark_verified
+
         hf_logging.disable_progress_bar()  # our own progress bar is the one a user reads
-        with model_load_errors(self.model_name):
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, use_fast=True)
-            model = AutoModel.from_pretrained(
-                self.model_path, use_safetensors=True, trust_remote_code=False
+        hint = self._repair_hint()
+        with model_load_errors(self.model_name, hint):
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self.model_path, use_fast=True, trust_remote_code=False
             )
+        model = load_encoder(self.model_path, self.model_name, hint)
         if not getattr(self._tokenizer, "is_fast", False):
             raise UserError(f"{self.model_name}: a fast tokenizer (tokenizer.json) is required")
         self._model = model.eval().to(self.device)
+        mark_verified(self.fingerprint)
+
+    def verify(self) -> None:
+        """Load (and so check) the weights unless these very weights once loaded cleanly.
+
+        A call served entirely from the cache never loads the model; this keeps embeddings
+        cached from weights that were never checked from passing for checked ones.
+        """
+        from xrdiag.core.encoding.weights import is_verified
+
+        if not is_verified(self.fingerprint):
+            self._load()
+
+    def _repair_hint(self) -> str:
+        """How to repair a model xrdiag made itself: the embedded one lives in the cache."""
+        from xrdiag.cache.paths import models_dir
+
+        if Path(self.model_path).parent == models_dir():
+            return (
+                "; the converted default model is damaged: `xrdiag cache clear` removes it "
+                "and the next command rebuilds it"
+            )
+        return ""
 
     @property
     def num_layers(self) -> int:
@@ -345,58 +385,17 @@ def _pad(rows: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor,
 
 
 @contextmanager
-def model_load_errors(model_name: str) -> Iterator[None]:
-    """A model that cannot be loaded (missing files, unknown hub id) is the user's error."""
+def model_load_errors(model_name: str, hint: str = "") -> Iterator[None]:
+    """A model that cannot be loaded (missing files, unknown hub id) is the user's error.
+
+    `tokenizers` reports a corrupt tokenizer.json as a bare `Exception`, hence the wide net;
+    it only wraps reading a model's files.
+    """
     try:
         yield
-    except (OSError, ValueError) as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise UserError(f"{model_name}: cannot load model: {first}") from None
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above
+        from xrdiag.core.encoding.weights import first_line
 
-
-def model_fingerprint(model_path: str, config: Any = None) -> str:
-    """sha256 over a local model's config, tokenizer and weights; for a hub id, its revision."""
-    path = Path(model_path)
-    digest = hashlib.sha256()
-    if path.is_dir():
-        for file in sorted(path.iterdir()):
-            if file.is_file() and file.suffix in (".json", ".safetensors", ".model", ".txt"):
-                digest.update(file.name.encode() + b"\0")
-                digest.update(_file_sha256(file).encode())
-        return digest.hexdigest()
-    revision = getattr(config, "_commit_hash", None) or "unknown"
-    digest.update(f"hub:{model_path}@{revision}".encode())
-    return digest.hexdigest()
-
-
-def _file_sha256(file: Path) -> str:
-    """sha256 of a file, memoised on (path, size, mtime) in the cache so large weights hash once.
-
-    The memo lives in xrdiag's cache, never beside the user's model files.
-    """
-    from xrdiag.cache.paths import default_cache_dir
-
-    stat = file.stat()
-    where_key = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:32]
-    sidecar = default_cache_dir() / "file-hashes" / where_key
-    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-    try:
-        saved_stamp, saved_hash = sidecar.read_text().split()
-        if saved_stamp == stamp:
-            return saved_hash
-    except (OSError, ValueError):
-        pass
-    h = hashlib.sha256()
-    with file.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    value = h.hexdigest()
-    try:
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
-        tmp = sidecar.with_name(sidecar.name + f".{os.getpid()}.tmp")
-        tmp.write_text(f"{stamp} {value}")
-        os.replace(tmp, sidecar)
-    except OSError:
-        pass  # an unwritable cache: hash again next time
-    return value
+        raise UserError(f"{model_name}: cannot load model: {first_line(exc)}{hint}") from None

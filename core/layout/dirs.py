@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xrdiag.core.layout import names
-from xrdiag.core.layout.atomic import fsync_dir
+from xrdiag.core.layout.atomic import fsync_dir, honour_umask
 from xrdiag.errors import UserError
 
 Kind = Literal["eval", "run", "study"]
@@ -80,6 +80,35 @@ class EvalDir:
         """Whether the evaluation finished (the manifest is written last)."""
         return classify(self.root) == "eval"
 
+    def check_target(self, overwrite: bool) -> None:
+        """Whether an evaluation may write here; refuse (UserError) where it would lose data.
+
+        A new or empty directory is fine. A directory holding an earlier evaluation (finished,
+        or only eval output files left by an interrupted one) is replaced with `overwrite`
+        only. Any other non-empty directory is refused whatever the flag: its
+        `results.parquet` may be a user's own file.
+        """
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise UserError(f"--out {root}: exists and is not a directory")
+        entries = [p.name for p in root.iterdir()] if root.is_dir() else []
+        if not entries:
+            return
+        ours = [n for n in entries if n in names.EVAL_OUTPUTS or _eval_temporary(n)]
+        if classify(root) == "eval" or len(ours) == len(entries):
+            if not overwrite:
+                raise UserError(
+                    f"--out {root}: holds an earlier evaluation; pass --overwrite to replace "
+                    "it, or choose a new directory"
+                )
+            return
+        foreign = sorted(set(entries) - set(ours))
+        raise UserError(
+            f"--out {root}: directory is not empty and is not an xrdiag eval directory (it "
+            f"holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); expected a "
+            "new or empty directory"
+        )
+
     def read_manifest(self) -> dict[str, Any]:
         """manifest.json as a dict; unreadable or not an object is a one-line user error."""
         try:
@@ -89,6 +118,15 @@ class EvalDir:
         if not isinstance(data, dict):
             raise UserError(f"{self.manifest}: expected a JSON object")
         return data
+
+
+def _eval_temporary(name: str) -> bool:
+    """A temporary file of an interrupted atomic write of an eval output (`.results.parquet.*`)."""
+    return (
+        name.startswith(".")
+        and name.endswith(".tmp")
+        and any(name.startswith(f".{output}.") for output in names.EVAL_OUTPUTS)
+    )
 
 
 @dataclass(frozen=True)
@@ -155,7 +193,8 @@ class RunDir:
         """A new run needs an absent or empty directory: never mix two runs' events."""
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"--out {self.root}: exists and is not a directory")
-        if self.root.is_dir() and any(self.root.iterdir()):
+        # The writer's own lock may already be there: taking it comes first.
+        if self.root.is_dir() and any(p.name != names.LOCK for p in self.root.iterdir()):
             hint = " (use --resume to continue it)" if self.exists() else ""
             raise UserError(f"--out {self.root}: directory is not empty{hint}")
 
@@ -186,6 +225,7 @@ class RunDir:
             shutil.rmtree(tmp)
         tmp.mkdir()
         fill(tmp)
+        honour_umask(tmp)  # save_pretrained writes its safetensors 0600
         marker = {"step": step, **(info or {})}
         (tmp / names.COMPLETE).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         for file in tmp.rglob("*"):
@@ -235,6 +275,10 @@ class StudyDir:
     @property
     def eval_corpus(self) -> Path:
         return self.root / names.EVAL_CORPUS
+
+    @property
+    def task(self) -> Path:
+        return self.root / names.TASK
 
     @property
     def cells_dir(self) -> Path:

@@ -19,6 +19,7 @@ EVENTS_FILE = "events.jsonl"
 CHECKPOINTS = "checkpoints"
 DIAGNOSTICS = "diagnostics"
 COMPLETE = "COMPLETE"  # a checkpoint's marker, written last
+LOCK = "LOCK"  # held by the one process writing the run (core/layout/lock.py)
 # Files that make a checkpoint evaluable (fixtures strip them to stay small).
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -28,6 +29,7 @@ BASE = "base"  # the untouched model's eval dir, and its name among the variants
 CELLS = "cells"
 DONE = "DONE"  # a cell's marker: trained and evaluated
 EVAL_CORPUS = "eval-corpus.parquet"
+TASK = "task.parquet"  # a task-accuracy study's pairs, built from the corpus
 SUMMARY = "summary.parquet"
 FIGURES = "figures.parquet"
 COMPARISON = "comparison.parquet"

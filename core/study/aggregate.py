@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from xrdiag.analyses.study_figures import Protocol, outcomes_frame
+from xrdiag.analyses.study_figures import Protocol, outcomes_frame, task_outcomes_frame
 from xrdiag.core.layout import names
 from xrdiag.core.layout.atomic import write_atomic
 from xrdiag.core.layout.dirs import EvalDir, StudyDir, done_marker
@@ -45,6 +45,13 @@ def _tagged(frame: pl.DataFrame, variant: str, seed: int | None, checkpoint: str
 def study_protocol(cfg: StudyConfig) -> Protocol:
     """What the study's training saw: the pivot, the training languages and domains."""
     base = cfg.base_config()
+    if cfg.eval.outcome == "task":  # what the classifier trained on: its language pairs
+        from xrdiag.core.task.lang_pairs import parse_patterns
+
+        pairs = tuple(parse_patterns(base.objective.train_lang_pairs, (), "train_lang_pairs"))
+        langs = sorted({lang for pair in pairs for lang in pair if lang != "*"})
+        return Protocol(pivot=base.protocol.pivot, train_langs=tuple(langs),
+                        train_domains=("all",), metric="accuracy", train_pairs=pairs)  # fmt: skip
     return Protocol(
         pivot=base.protocol.pivot,
         train_langs=tuple(base.protocol.train_langs),
@@ -60,6 +67,8 @@ def outcome_frame(out: Path, cfg: StudyConfig) -> pl.DataFrame:
     """
     study = StudyDir(out)
     frames = []
+    if cfg.eval.outcome == "task":
+        return _task_outcomes(out, cfg)
     if study.base.queries.is_file():
         frames.append(outcomes_frame(pl.read_parquet(study.base.queries), names.BASE, None))
     for variant, seed in cfg.cells():
@@ -74,6 +83,20 @@ def outcome_frame(out: Path, cfg: StudyConfig) -> pl.DataFrame:
                 "per-query statistics"
             )
         frames.append(outcomes_frame(pl.read_parquet(queries), variant, seed))
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def _task_outcomes(out: Path, cfg: StudyConfig) -> pl.DataFrame:
+    """A task study's outcomes: each finished cell's predictions (predictions.parquet)."""
+    study, frames = StudyDir(out), []
+    for variant, seed in cfg.cells():
+        marker = done_marker(study.cell(variant, seed).root)
+        if marker is None or marker.get("status") != "done":
+            continue
+        predictions = EvalDir(out / marker["diagnostics"]).predictions
+        if not predictions.is_file():
+            raise UserError(f"{predictions.parent}: no {names.PREDICTIONS}; expected the task's")
+        frames.append(task_outcomes_frame(pl.read_parquet(predictions), variant, seed))
     return pl.concat(frames) if frames else pl.DataFrame()
 
 

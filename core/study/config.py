@@ -4,7 +4,7 @@ A study TOML has four tables: `[study]` (preset, seeds, variants run, baseline),
 base training config, the same keys as `xrdiag train --print-config` under `train.`),
 `[eval]` (the final evaluation of every checkpoint) and `[stats]`, plus one `[variants.NAME]`
 table per user variant: a partial training config merged over the base (dotted keys work,
-`dann.enabled = true`). Values come from the preset (`quick` or `full`), then the file, then
+`dann.enabled = true`). Values come from the preset (`quick`, `full` or `task`), then the file, then
 each `--set` (`--set train.optim.max_steps=50`, `--set study.seeds=[0,1]`).
 
 Built-in variants. The 2 x 2 of DANN {off, on} x hybrid batches {off, on}: `baseline` (the
@@ -61,6 +61,11 @@ SEEN_LANGS = ["en", "fr", "hi", "sw", "ha"]
 SEEN_DOMAINS = ["medical", "encyclopedia"]
 EVAL_LANGS = ["fr", "hi", "sw", "ha", "lg", "ln", "om", "kr", "zh", "ar"]
 QUICK_EVAL_LANGS = ["fr", "sw", "ha", "lg", "ln", "om", "kr"]
+
+# The task preset's variants: the robust-training methods of Huang et al. (2021) against plain
+# fine-tuning, compared the way the paper compares them, on zero-shot task accuracy.
+TASK_GRID = ["baseline", "rs_rp", "rs_da", "pgd"]
+TASK_EVAL_LANGS = ["fr", "sw", "ha", "lg", "kr"]
 
 # Presets: the values a study starts from before its file and --set.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -121,6 +126,47 @@ PRESETS: dict[str, dict[str, Any]] = {
             "probe_max_rows": 2000,
         },
     },
+    "task": {
+        # A pair classifier fine-tuned on English paraphrase pairs only (en-en), tested zero-shot
+        # on English paired with held-out languages (en-X, X-en); quick-sized. The pair is
+        # encoded together, so no frozen prefix can be shared and every step runs all 12
+        # layers: the lower 10 are frozen, 80 steps at 48 tokens, 60 ids per domain, and five
+        # languages (two high-resource, three where the embedded model is weak) keep a cell at
+        # a few minutes on two cores.
+        "study": {
+            "seeds": [0, 1, 2],
+            "variants": TASK_GRID,
+            "baseline": "baseline",
+            "keep_checkpoints": False,
+        },
+        "train": {
+            "model": {"freeze_layers": 10, "max_length": 48},
+            "batches": {"batch_size": 16},
+            "optim": {"max_steps": 80, "warmup_steps": 8, "lr": 1e-4},
+            "objective": {"train_lang_pairs": ["en-en"]},
+            "protocol": {
+                "dev_max_per_domain": 5,
+                "train_langs": SEEN_LANGS,
+                "train_domains": SEEN_DOMAINS,
+            },
+            "run": {
+                "eval_every": 100000,
+                "checkpoint_every": 100000,
+                "keep_last": 1,
+                "eval_at_start": False,
+                "eval_at_end": False,
+            },
+        },
+        "eval": {
+            "outcome": "task",
+            "langs": TASK_EVAL_LANGS,
+            "task_pairs": ["en-en", "en-*", "*-en"],
+            "task_max_per_domain": 60,
+            "bootstrap": 200,
+            "max_length": 48,
+        },
+        "stats": {"primary": "accuracy:unseen:all"},
+    },
 }
 
 
@@ -143,6 +189,18 @@ class EvalSpec:
     probe_max_rows: int | None = 4000
     max_length: int = 128
     device: str = "auto"
+    # "retrieval" (recall@1 against the pivot) or "task": every cell trains a pair classifier
+    # (objective.kind = pair_classification) and the outcome is its zero-shot task accuracy on
+    # the held-out pairs (core/task). The pairs: train.objective.pairs_file, or, when unset, a
+    # paraphrase task built from the corpus once per study (`task.parquet`: the `task_pairs`
+    # patterns over eval.langs and the pivot, lexical hard negatives, task_max_per_domain ids
+    # per domain).
+    outcome: str = "retrieval"
+    task_pairs: list[str] = field(default_factory=lambda: ["en-en", "en-*", "*-en"])
+    task_max_per_domain: int | None = 100
+
+
+OUTCOMES = ("retrieval", "task")
 
 
 @dataclass(frozen=True)
@@ -188,10 +246,14 @@ class StudyConfig:
     def base_config(self) -> TrainConfig:
         return config_from_dict(self.train, f"{self.source} [train]")
 
-    def cell_config(self, variant: str, seed: int) -> TrainConfig:
-        """The training config of one cell: base, the variant's overrides, `run.seed = seed`."""
+    def cell_config(self, variant: str, seed: int, pairs_file: str | None = None) -> TrainConfig:
+        """The training config of one cell: base, the variant's overrides, `run.seed = seed`;
+        in a task study, the pair-classification objective on `pairs_file` (the study's task)."""
         doc = merge(self.train, self.variants[variant])
         doc = merge(doc, {"run": {"seed": seed}})
+        if self.eval.outcome == "task" and pairs_file is not None:
+            doc = merge(doc, {"objective": {"kind": "pair_classification",
+                                            "pairs_file": pairs_file}})  # fmt: skip
         return config_from_dict(doc, f"{self.source} [variants.{variant}]")
 
     def cells(self) -> list[tuple[str, int]]:
@@ -317,6 +379,15 @@ def study_from_dict(data: Mapping[str, Any], source: str = "study config") -> St
             f"{source}: eval.max_per_domain: {cfg.eval.max_per_domain} is too few for the "
             f"{EVAL_PROBE_FOLDS}-fold probes; expected at least {EVAL_PROBE_FOLDS}"
         )
+    if cfg.eval.outcome not in OUTCOMES:
+        raise UserError(
+            f"{source}: eval.outcome: {cfg.eval.outcome!r}; expected one of {', '.join(OUTCOMES)}"
+        )
+    if cfg.eval.outcome == "task" and cfg.stats.primary == StatsSpec().primary:
+        # The retrieval question does not exist in a task study: ask the task's own.
+        cfg = dataclasses.replace(
+            cfg, stats=dataclasses.replace(cfg.stats, primary="accuracy:unseen:all")
+        )
     if not 0 < cfg.stats.alpha < 1 or not 0 < cfg.stats.power < 1:
         raise UserError(f"{source}: [stats]: expected 0 < alpha < 1 and 0 < power < 1")
     for name in names:  # every cell config is valid before anything runs
@@ -396,8 +467,8 @@ def default_study_text(preset: str = "full") -> str:
     cfg = study_from_dict({"study": {"preset": preset}})
     head = [
         "# xrdiag study configuration (TOML). Every table is optional; these are the values of",
-        f'# preset {preset!r} (study.preset = "quick" | "full"). [train] takes every key of',
-        "# `xrdiag train --print-config` under train.; each [variants.NAME] overrides it.",
+        f'# preset {preset!r} (study.preset = "quick" | "full" | "task"). [train] takes every',
+        "# key of `xrdiag train --print-config` under train.; each [variants.NAME] overrides it.",
         "# Built-in variants: " + ", ".join(BUILTIN_VARIANTS) + ".",
         "# Add your own, e.g.:",
         "#   [variants.strong_dann]",

@@ -42,7 +42,7 @@ from xrdiag.core.layout.dirs import RunDir, done_marker
 from xrdiag.core.study.cells import cell_label, cell_log
 from xrdiag.core.study.claim import claim_holder
 from xrdiag.core.study.config import StudyConfig
-from xrdiag.core.study.runner import Progress, StudyOutcome, _prepare, cell_dir, evaluate_base
+from xrdiag.core.study.runner import Progress, StudyOutcome, _prepare, cell_dir, prepare_shared
 from xrdiag.errors import UserError
 
 POLL_S = 0.5
@@ -236,7 +236,7 @@ def run_parallel(
     total = len(cells)
     per_job = threads or threads_per_job(jobs)
     try:
-        evaluate_base(cfg, out, report, say)
+        prepare_shared(cfg, out, report, say)
     except KeyboardInterrupt:
         return JobsOutcome("interrupted", out, _count_done(cells), total, {}, _since(started))
     queue = [i for i, cell in enumerate(cells) if done_marker(cell) is None]

@@ -30,7 +30,7 @@ from xrdiag.core.study.runner import (
     _eval_corpus,
     _prepare,
     cell_dir,
-    evaluate_base,
+    prepare_shared,
     run_cell,
 )
 from xrdiag.errors import UserError
@@ -167,6 +167,6 @@ def collect_study(out: Path, progress: Progress, echo: Callable[[str], None]) ->
             f"--out {out}: no cell is done yet ({len(cells)} planned); run them with "
             "`xrdiag study run-cell`, then collect"
         )
-    evaluate_base(cfg, out, progress, echo)
+    prepare_shared(cfg, out, progress, echo)
     result.files = aggregate_study(out, cfg)
     return result

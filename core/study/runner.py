@@ -2,9 +2,11 @@
 
 Layout of a study directory (the contract the report and dashboard read):
 `study.toml` (the resolved config), `eval-corpus.parquet` (the held-out rows every model is
-evaluated on), `base/` (eval dir of the untouched model), `cells/<variant>/seed-<s>/` (a run dir;
-`DONE` once trained and evaluated, its diagnostics in `diagnostics/step-NNNNNN/`), and the
-aggregate `summary.parquet`, `figures.parquet`, `comparison.parquet`, `summary.md`.
+evaluated on), `task.parquet` (a task-accuracy study's pairs, when built from the corpus),
+`base/` (eval dir of the untouched model; not in a task study: it has no classifier),
+`cells/<variant>/seed-<s>/` (a run dir; `DONE` once trained and evaluated, its diagnostics in
+`diagnostics/step-NNNNNN/`), and the aggregate `summary.parquet`, `figures.parquet`,
+`comparison.parquet`, `summary.md`.
 
 Cells run one after another; a cell with `DONE` is never rerun, an interrupted one resumes
 from its newest checkpoint through the training loop's own resume. Ctrl-C: the loop checkpoints
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -111,15 +114,48 @@ def _eval_corpus(cfg: StudyConfig, out: Path) -> Path:
     return path
 
 
+def task_file(cfg: StudyConfig, out: Path) -> Path:
+    """A task study's labelled pairs: train.objective.pairs_file, else `task.parquet`, built
+    from the corpus once (eval.task_pairs over eval.langs and the pivot, lexical negatives)."""
+    from xrdiag.core.corpus import load_corpus
+    from xrdiag.core.task.build import build_task
+
+    base = cfg.base_config()
+    if base.objective.pairs_file:
+        return Path(base.objective.pairs_file).expanduser().resolve()
+    path = StudyDir(out).task
+    if not path.is_file():
+        e = cfg.eval
+        corpus = load_corpus(base.corpus.path)
+        langs = sorted({*e.langs, base.protocol.pivot}) if e.langs else None
+        frame = build_task(corpus, langs=langs, pairs=e.task_pairs, model=None, seed=e.seed,
+                           max_per_domain=e.task_max_per_domain)  # fmt: skip
+        write_atomic(path, frame.write_parquet)
+    return path.resolve()
+
+
+def cell_config(cfg: StudyConfig, out: Path, variant: str, seed: int) -> Any:
+    """A cell's training config; a task study's trains the classifier on the study's pairs."""
+    pairs = str(task_file(cfg, out)) if cfg.eval.outcome == "task" else None
+    return cfg.cell_config(variant, seed, pairs_file=pairs)
+
+
 def _evaluate(
     cfg: StudyConfig, model: str, corpus: Path, out_dir: Path, progress: Progress
 ) -> None:
     """The default analyses of the registry (retrieval against the pivot both ways, CKA,
     probes, geometry, a PCA projection) on the last layer, seeded, capped. Geometry and the
-    projection cost about a second; the dashboard and the report show them for every cell."""
+    projection cost about a second; the dashboard and the report show them for every cell.
+    A task study evaluates the task alone: its classifier on every dev and test pair."""
     from xrdiag.core.evaluate import EvalOptions, run_eval
 
     e = cfg.eval
+    if e.outcome == "task":
+        pairs = task_file(cfg, corpus.parent)  # the eval corpus lies in the study directory
+        opts = EvalOptions(analyses=("task",), task_pairs=str(pairs), seed=e.seed,
+                           bootstrap=e.bootstrap, device=e.device)  # fmt: skip
+        run_eval(model, str(corpus), out_dir, opts, progress=progress)
+        return
     opts = EvalOptions(
         analyses=default_names(),
         layers="last",
@@ -209,7 +245,7 @@ def _run_claimed_cell(
 
     root = cell_dir(out, variant, seed)
     started = time.perf_counter()
-    tcfg = cfg.cell_config(variant, seed)
+    tcfg = cell_config(cfg, out, variant, seed)
     label = f"{variant}/seed-{seed}"
     run = RunDir(root)
     latest = run.latest_checkpoint() if run.exists() else None
@@ -264,7 +300,7 @@ def run_study(
     cells = cfg.cells()
     done = sum(done_marker(cell_dir(out, v, s)) is not None for v, s in cells)
     try:
-        evaluate_base(cfg, out, report, say)
+        prepare_shared(cfg, out, report, say)
         report("cells", done, len(cells))
         for variant, seed in cells:
             if done_marker(cell_dir(out, variant, seed)) is not None:
@@ -283,14 +319,17 @@ def run_study(
     return StudyOutcome("finished", out, done, len(cells), files, time.perf_counter() - started)
 
 
-def evaluate_base(
+def prepare_shared(
     cfg: StudyConfig, out: Path, progress: Progress, echo: Callable[[str], None]
 ) -> None:
-    """Evaluate the untouched model into `base/` unless done (the eval corpus written first);
-    the sequential study, `study --jobs` and `study collect` share it."""
+    """What every cell shares, done once before any cell: the eval rows, then the untouched
+    model's evaluation into `base/` (a task study has none: its pairs are built instead).
+    The sequential study, `study --jobs`, `study plan` and `study collect` call it."""
     corpus = _eval_corpus(cfg, out)
     base = StudyDir(out).base
-    if not base.manifest.is_file():  # written last by run_eval
+    if cfg.eval.outcome == "task":
+        task_file(cfg, out)  # built before the first cell, once
+    elif not base.manifest.is_file():  # written last by run_eval
         echo("evaluating the base model")
         _evaluate(
             cfg, cfg.base_config().model.name, corpus, base.root, _prefixed(progress, "base eval")

@@ -2,7 +2,8 @@
 
 The generic schema is a CSV, TSV, JSONL or Parquet table with columns `sentence1, sentence2,
 label, lang1, lang2` and optional `domain, id, split, pair_id, kind` (what `xrdiag task build`
-writes); PAWS-X and XNLI are read as distributed (`pairs_formats.py`). Whatever the input, the
+writes); PAWS-X and XNLI are read as distributed (`pairs_formats.py`), and Hugging Face
+datasets as `hf:NAME[:CONFIG][@SPLIT]` (`pairs_hf.py`). Whatever the input, the
 result has the columns `PAIRS_COLUMNS` (plus `kind` when the file has it):
 
 - `pair_id`: unique per row (given, or `<row>` for generic files);
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from xrdiag.core.corpus import SPLITS
 from xrdiag.core.corpus.langcodes import lang_problem, normalize_lang
 from xrdiag.core.task import pairs_formats as fmt
+from xrdiag.core.task.pairs_hf import is_hf, read_hf_pairs
 from xrdiag.errors import UserError
 
 REQUIRED = ("sentence1", "sentence2", "label", "lang1", "lang2")
@@ -55,10 +58,13 @@ def read_pairs(path: Path | str, num_labels: int | None = None) -> PairsSet:
     `num_labels`: labels must lie in 0..num_labels-1 (default: any non-negative integer, and
     the label set is 0..max, at least two labels).
     """
+    parts: list[tuple[Any, pl.DataFrame]]
+    if is_hf(str(path)):  # a Hugging Face dataset (pairs_hf.py)
+        kind, parts = "pairs", read_hf_pairs(str(path))
+        return _pairs_set(parts, str(path), kind, num_labels)
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"{path}: no such file or directory; expected a pairs file")
-    parts: list[tuple[Path, pl.DataFrame]]
     if path.is_dir():
         xnli = fmt.xnli_files(path)
         pawsx = fmt.pawsx_files(path)
@@ -77,6 +83,13 @@ def read_pairs(path: Path | str, num_labels: int | None = None) -> PairsSet:
         kind, parts = "pawsx", [(path, fmt.read_pawsx(path))]
     else:
         kind, parts = "pairs", [(path, fmt.read_table(path))]
+    return _pairs_set(parts, str(path), kind, num_labels)
+
+
+def _pairs_set(
+    parts: list[tuple[Any, pl.DataFrame]], path: str, kind: str, num_labels: int | None
+) -> PairsSet:
+    """The validated parts of one source as one frame, with its label names."""
     fixed = {"xnli": len(fmt.XNLI_LABELS), "pawsx": len(fmt.PAWSX_LABELS)}.get(kind)
     if fixed is not None and num_labels is not None and num_labels != fixed:
         raise UserError(
@@ -91,7 +104,7 @@ def read_pairs(path: Path | str, num_labels: int | None = None) -> PairsSet:
     if names is None:
         count = max(limit or 0, int(frame["label"].max()) + 1, 2)  # type: ignore[arg-type]
         names = tuple(str(i) for i in range(count))
-    return PairsSet(frame, str(path), kind, names)
+    return PairsSet(frame, path, kind, names)
 
 
 def _empty_problem(frame: pl.DataFrame, src: str, columns: tuple[str, ...]) -> str | None:

@@ -136,7 +136,8 @@ def _build(
             kwargs[key] = _build(tp, raw, dotted + ".", origins, src, base)
             continue
         value = _value(where, dotted, raw, tp, meta)
-        if meta.get("path") and value not in (None, "default") and base and where == src:
+        if (meta.get("path") and value not in (None, "default") and base and where == src
+                and not str(value).startswith("hf:")):  # fmt: skip
             value = str(base / Path(value).expanduser())  # relative to the config file
         kwargs[key] = value
     return cls(**kwargs)
@@ -164,7 +165,8 @@ def _cross_checks(cfg: TrainConfig, origins: Mapping[str, str], src: str) -> Non
                 "not set; expected a labelled pairs file for "
                 "objective.kind = 'pair_classification'",
             )
-        elif not Path(obj.pairs_file).expanduser().exists():  # a file, or a PAWS-X/XNLI folder
+        elif not (obj.pairs_file.startswith("hf:") or Path(obj.pairs_file).expanduser().exists()):
+            # a file, or a PAWS-X/XNLI folder (hf: datasets are checked when read)
             fail("objective.pairs_file", f"{obj.pairs_file} does not exist; expected a file")
     if rb.rs_da.enabled:
         if "en" not in p.train_langs and p.pivot != "en":

@@ -176,11 +176,11 @@ def test_pad_covers_every_domain_pair() -> None:
 def test_class_smaller_than_folds_is_a_user_error() -> None:
     X, meta = corpus(n_ids=12)
     rare = (meta["lang"] != "sw") | meta["id"].is_in(["s000", "s001", "s002"])
-    with pytest.raises(UserError, match=r"class 'sw' has 3 distinct ids .* --folds 5"):
+    with pytest.raises(UserError, match=r"class 'sw' has 3 distinct ids .* the probe's 5 folds"):
         probe_results({0: X[rare.to_numpy()]}, meta.filter(rare))
     with pytest.raises(UserError, match="--layers"):
         probe_results({0: X}, meta, layers=[7])
-    with pytest.raises(UserError, match="--target"):
+    with pytest.raises(UserError, match="probe target"):
         probe_results({0: X}, meta, target="script")
 
 

@@ -123,6 +123,7 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True, group="compare-load", exit_on_error=False)
     def _load_worker(self) -> None:
         from xrdiag.core.compare import compare_results, load_comparable
+        from xrdiag.core.layout.frames import read_optional
         from xrdiag.core.layout.resolve import written_diagnostics
         from xrdiag.errors import UserError
 
@@ -138,7 +139,8 @@ class CompareScreen(Screen):
         projections = []
         for target in self.targets:
             path = written_diagnostics(target)[0].projection
-            projections.append(pl.read_parquet(path) if path.is_file() else pl.DataFrame())
+            points = read_optional(path, "the 2-D projection xrdiag wrote")
+            projections.append(points if points is not None else pl.DataFrame())
         self.frames, self.labels, self.notes = frames, labels, notes
         self.comparison, self.projections = comparison, projections
 

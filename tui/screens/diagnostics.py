@@ -143,10 +143,18 @@ class DiagnosticsScreen(Screen):
     # -- data -----------------------------------------------------------------------------
     def load(self) -> None:
         """Read the eval dir (if any) and redraw every view."""
+        from xrdiag.core.layout.frames import read_optional, read_results
+        from xrdiag.errors import UserError
+
         found = EvalDir(self.source.eval_dir)
         results, projection = found.results, found.projection
-        self.results = pl.read_parquet(results) if results.is_file() else pl.DataFrame()
-        self.projection = pl.read_parquet(projection) if projection.is_file() else pl.DataFrame()
+        try:  # a damaged file is named, and the screen stays up
+            self.results = read_results(results) if results.is_file() else pl.DataFrame()
+            points = read_optional(projection, "the 2-D projection xrdiag wrote")
+            self.projection = points if points is not None else pl.DataFrame()
+        except UserError as exc:
+            self.results, self.projection = pl.DataFrame(), pl.DataFrame()
+            self.notify(str(exc), severity="error", timeout=15)
         if self.results.height:
             self._init_state()
         self.redraw()

@@ -24,8 +24,10 @@ from textual.widgets import Button, Footer, Header, Input, Label, RichLog, Stati
 
 from xrdiag.core.events import EventTail
 from xrdiag.core.layout.dirs import EvalDir, RunDir
+from xrdiag.core.layout.lock import LockHolder, lock_holder
 from xrdiag.core.layout.status import PENDING, state
 from xrdiag.core.training.describe import method_label
+from xrdiag.errors import library_failure
 from xrdiag.tui.messages import OpenDiagnostics
 from xrdiag.tui.run_series import RunSeries
 from xrdiag.tui.runs_index import format_elapsed, read_toml
@@ -68,6 +70,7 @@ class LiveScreen(Screen[None]):
         self.method = "-"
         self.read_error: str | None = None
         self.heatmap_step: str | None = None
+        self.holder: LockHolder | None = None  # who holds the run's lock (the writer)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,6 +108,7 @@ class LiveScreen(Screen[None]):
         """
         events = self.tail.poll()
         self.read_error = self.tail.error
+        self.holder = lock_holder(self.run_dir)
         if events:
             self.series.add(events)
             self.dirty = True
@@ -156,7 +160,9 @@ class LiveScreen(Screen[None]):
         parts = [self.run_dir.name, self.method, status, step]
         if eta is not None:
             parts.append(f"ETA {format_elapsed(eta)}")
-        if s.pid is not None:
+        if self.holder is not None:
+            parts.append(f"lock: {self.holder.describe()}")
+        elif s.pid is not None:
             parts.append(f"pid {s.pid}")
         parts.append(f"{s.events} events")
         if self.read_error:
@@ -182,7 +188,9 @@ class LiveScreen(Screen[None]):
             layer = max(tables.layers(results, "retrieval"))
             target = tables.default_target(tables.languages(results)) or "en"
             matrix = rt.retrieval_by_domain(results, PRIMARY_RECALL, layer, target)
-        except Exception as exc:  # noqa: BLE001 - no heatmap is not worth a crash
+        except BaseException as exc:  # noqa: BLE001 - no heatmap is not worth a crash
+            if not library_failure(exc):
+                raise
             self.app.call_from_thread(self._show_no_heatmap, f"heatmap unavailable: {exc}")
             return
         self.app.call_from_thread(self._show_heatmap, found[-1].name, matrix, target, layer)

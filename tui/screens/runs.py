@@ -4,7 +4,9 @@ A table with method, status, last step, elapsed time and the key metric of each;
 a click on a header (or keys 1-7) sorts, `g` groups a study's cells under it, space marks rows
 and `c` compares the marked ones, enter opens (run -> live view, eval -> diagnostics, study ->
 study). The directory is rescanned every few seconds in a worker thread, so statuses follow the
-runs without freezing the keys.
+runs without freezing the keys; the first scan shows rows as it finds them (a large tree takes
+a while to walk), later ones replace the rows when complete (no flicker), and a rescan never
+starts while one is still walking.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import get_current_worker
 
 from xrdiag.tui.messages import CompareTargets, OpenTarget
-from xrdiag.tui.runs_index import RunEntry, format_elapsed, scan_runs
+from xrdiag.tui.runs_index import RunEntry, format_elapsed, iter_runs
 
 RESCAN_S = 3.0
+SHOW_EVERY_S = 0.25  # during the first scan: rows found so far are shown this often
 STATUS_STYLE = {"running": "bold green", "finished": "cyan", "failed": "bold red",
-                "interrupted": "yellow", "pending": "dim"}  # fmt: skip
+                "interrupted": "yellow", "pending": "dim", "invalid": "bold red"}  # fmt: skip
 
 
 def _num(value: float | int | None) -> float:
@@ -107,6 +111,8 @@ class RunsScreen(Screen[None]):
         self.reverse = False
         self.grouped = True
         self.scanned = False
+        self.scanning = False  # a scan worker is walking the tree
+        self.scan_again = False  # a rescan was asked for during it
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -127,16 +133,51 @@ class RunsScreen(Screen[None]):
         self.query_one("#filter", Input).display = False
         self.query_one("#runs-empty", Static).display = False
         self.rescan()
-        self.set_interval(RESCAN_S, self.rescan)
+        self.set_interval(RESCAN_S, self._tick)
         table.focus()
 
     # -- data ------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="scan")
+    def _tick(self) -> None:
+        if not self.scanning:  # a walk slower than the interval must finish, not restart
+            self.rescan()
+
     def rescan(self) -> None:
-        """Scan the runs directory off the UI thread, then show the rows."""
-        entries = scan_runs(self.runs_dir, now=self.now())
-        self.app.call_from_thread(self.show_entries, entries)
+        """Scan the runs directory off the UI thread; during a scan, once more after it."""
+        if self.scanning:
+            self.scan_again = True
+            return
+        self.scanning, self.scan_again = True, False
+        self._scan()
+
+    @work(thread=True, exclusive=True, group="scan")
+    def _scan(self) -> None:
+        """Walk the tree; the first time, show rows as they are found."""
+        worker = get_current_worker()
+        found: list[RunEntry] = []
+        shown_at = time.monotonic()
+        try:
+            for entry in iter_runs(self.runs_dir, now=self.now()):
+                if worker.is_cancelled:
+                    return
+                found.append(entry)
+                if not self.scanned and time.monotonic() - shown_at >= SHOW_EVERY_S:
+                    self.app.call_from_thread(self.show_partial, list(found))
+                    shown_at = time.monotonic()
+        finally:
+            self.app.call_from_thread(self._scan_done)
+        self.app.call_from_thread(self.show_entries, found)
+
+    def _scan_done(self) -> None:
+        self.scanning = False
+        if self.scan_again:
+            self.rescan()
+
+    def show_partial(self, entries: list[RunEntry]) -> None:
+        """Rows found so far by a first scan that is still walking."""
+        if not self.scanned:
+            self.entries = entries
+            self.refresh_table()
 
     def show_entries(self, entries: list[RunEntry]) -> None:
         self.entries = entries
@@ -168,11 +209,19 @@ class RunsScreen(Screen[None]):
             name,
             e.kind,
             e.method,
-            Text(e.status, style=STATUS_STYLE.get(e.status, "")),
+            self._status(e),
             step,
             format_elapsed(e.elapsed),
             "-" if e.metric is None else f"{e.metric:.3f}",
         ]
+
+    @staticmethod
+    def _status(e: RunEntry) -> Text:
+        """The status, and who holds the run's lock when someone does."""
+        text = Text(e.status, style=STATUS_STYLE.get(e.status, ""))
+        if e.holder:
+            text.append(f" · lock: {e.holder}", style="dim")
+        return text
 
     def _update_labels(self) -> None:
         empty = self.query_one("#runs-empty", Static)
@@ -191,6 +240,8 @@ class RunsScreen(Screen[None]):
             table.focus()
         arrow = "▼" if self.reverse else "▲"
         parts = [f"{len(self.shown)}/{len(self.entries)} shown", f"sort {self.sort} {arrow}"]
+        if self.scanning and not self.scanned:
+            parts.append("scanning…")
         if self.filter_text:
             parts.append(f"filter '{self.filter_text}'")
         if self.marked:

@@ -53,6 +53,10 @@ def read_study(study_dir: Path) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFr
     return config, figures, comparison
 
 
+# A task study's pair groups: trained pairs, zero-shot pairs, same- and cross-language pairs.
+TASK_GROUPS = ("seen", "unseen", "mono", "cross")
+
+
 def figure_columns(figures: pl.DataFrame) -> list[tuple[str, str, str]]:
     """(figure, lang, domain) columns in reading order: overall, quadrants, then the rest."""
     keys = list(dict.fromkeys(figures.select("figure", "lang", "domain").iter_rows()))
@@ -60,9 +64,11 @@ def figure_columns(figures: pl.DataFrame) -> list[tuple[str, str, str]]:
     def rank(key: tuple[str, str, str]) -> tuple[int, int, str]:
         figure, lang, domain = key
         if lang == "all" and domain == "all":
-            return (0 if figure == "recall@1" else 2, 0, figure)
+            return (0 if figure in ("recall@1", "accuracy") else 2, 0, figure)
         if (lang, domain) in QUADRANTS:
             return (1, QUADRANTS.index((lang, domain)), figure)
+        if figure == "accuracy" and lang in TASK_GROUPS and domain == "all":
+            return (1, TASK_GROUPS.index(lang), figure)
         return (3, 0, f"{figure}|{lang}|{domain}")
 
     return sorted(keys, key=rank)
@@ -104,6 +110,8 @@ def column_label(key: tuple[str, str, str]) -> str:
     figure, lang, domain = key
     if lang == "all" and domain == "all":
         return figure
+    if figure == "accuracy" and domain == "all":  # a task study's language pair or group
+        return f"accuracy {lang}"
     short = "R@1" if figure == "quadrant_recall@1" else figure
     return f"{short} L-{lang} D-{domain}"
 

@@ -6,6 +6,7 @@ may still form islands; the same points coloured both ways show which of the two
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import polars as pl
@@ -29,6 +30,11 @@ PALETTE = (
 )
 
 
+def _finite(value: object) -> bool:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and math.isfinite(value)  # type: ignore[arg-type]
+
+
 class ProjectionScatter(PlotextPlot):
     """Points of a projection frame (x, y, lang, domain[, layer]) grouped by one column."""
 
@@ -46,8 +52,12 @@ class ProjectionScatter(PlotextPlot):
         self.groups = (
             sorted(frame[color_by].unique().drop_nulls().to_list()) if frame.height else []
         )
+        if frame.height:  # non-finite points cannot be drawn (a degenerate projection)
+            frame = frame.filter(pl.col("x").is_finite() & pl.col("y").is_finite())
         for i, group in enumerate(self.groups):
             part = frame.filter(pl.col(color_by) == group)
+            if not part.height:
+                continue
             plt.scatter(
                 part["x"].to_list(),
                 part["y"].to_list(),
@@ -71,6 +81,9 @@ def plot_lines(
     plt = widget.plt
     plt.clear_data()
     plt.clear_figure()
+    # A degenerate model (every sentence embedded alike) gives NaN CKA: plotext cannot draw
+    # a non-finite point, and a line left with none breaks its legend.
+    lines = [(label, [p for p in points if _finite(p[1])]) for label, points in lines]
     for i, (label, points) in enumerate(lines):
         if not points:
             continue
