@@ -85,7 +85,10 @@ def _echo(message: str) -> None:
     help="Study TOML (see xrdiag study --print-config).",
 )
 @click.option(
-    "--preset", type=click.Choice(["quick", "full"]), default=None, help="Start from this preset."
+    "--preset",
+    type=click.Choice(["quick", "full", "task"]),
+    default=None,
+    help="Start from this preset (see xrdiag study --print-config).",
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
 def plan_command(

@@ -1,6 +1,7 @@
 """A study split for a scheduler: plan once, run each cell anywhere, collect at the end.
 
-`plan_study` prepares the study directory (study.toml, the evaluation rows) and writes
+`plan_study` prepares the study directory (study.toml, the evaluation rows, a task study's
+pairs) and writes
 `plan.json`: one entry per cell with its index, variant, seed, run directory, log and the exact
 `xrdiag study run-cell` command. Any scheduler that can run N copies of a command with an index
 (a SLURM array, a Kubernetes Indexed Job, GNU parallel, `study --jobs`) runs the cells;
@@ -32,6 +33,7 @@ from xrdiag.core.study.runner import (
     cell_dir,
     prepare_shared,
     run_cell,
+    task_file,
 )
 from xrdiag.errors import UserError
 
@@ -84,6 +86,8 @@ def plan_study(cfg: StudyConfig | None, out: Path) -> list[PlannedCell]:
     else:
         _prepare(cfg, out, resume=False)
     _eval_corpus(cfg, out)
+    if cfg.eval.outcome == "task":
+        task_file(cfg, out)  # built once here, not by every cell at once
     cells = planned_cells(cfg, out)
     doc = {
         "version": PLAN_VERSION,

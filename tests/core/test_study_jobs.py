@@ -315,3 +315,34 @@ def test_devices_and_threads(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert _least_used(["0", "1"], on("1")) == "0"  # the cell on cuda:0 ended first: it is free
     assert _least_used(["0", "1"], on("0", "1", "1")) == "0"
     assert _least_used([], on("0")) is None
+
+
+def test_a_task_study_plans_its_pairs_once_and_collects_without_a_base_model(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A task-accuracy study: plan builds task.parquet (the cells then only read it), there is
+    no base model to evaluate, and collect aggregates the predictions of the done cells."""
+    out = tmp_path / "task"
+    config = tmp_path / "task.toml"
+    config.write_text('[study]\npreset = "task"\n', encoding="utf-8")
+    sets = [
+        f"train.model.name={tiny_model_dir}", "train.model.freeze_layers=0",
+        "train.model.max_length=32", "train.optim.max_steps=3", "train.optim.warmup_steps=0",
+        "train.batches.batch_size=8", "train.corpus.max_per_domain=20", "study.seeds=[0,1]",
+        'study.variants=["baseline"]', 'eval.langs=["fr"]', "eval.task_max_per_domain=12",
+        "eval.bootstrap=20",
+    ]  # fmt: skip
+    res = xrdiag("study", "plan", "--out", str(out), "--config", str(config), *with_sets(sets))
+    assert res.returncode == 0, res.stderr[-3000:]
+    task = out / "task.parquet"
+    assert task.is_file() and len(res.stdout.splitlines()) == 2
+    built = task.stat().st_mtime_ns
+    cell = xrdiag("study", "run-cell", "--out", str(out), "--index", "1", "--threads", "1")
+    assert cell.returncode == 0, cell.stderr[-3000:]
+    collected = xrdiag("study", "collect", "--out", str(out))
+    assert collected.returncode == 0, collected.stderr[-3000:]
+    assert "collected 1 of 2 cells; not done: baseline/seed-0 (pending)" in collected.stderr
+    assert task.stat().st_mtime_ns == built  # built once, by plan
+    assert not (out / "base").exists()
+    figures = pl.read_parquet(out / "figures.parquet")
+    assert "accuracy" in set(figures["figure"])
