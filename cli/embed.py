@@ -40,6 +40,13 @@ from xrdiag.errors import UserError
 @click.option("--batch-size", type=int, default=None, help="Tokens per batch (default 4096).")
 @click.option("--prefix", default=None, help="Input prefix (default: the model's, e5: 'query: ').")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Weights and activations while encoding (float16: GPU only); embeddings stay float32.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def embed(
     model: str,
@@ -57,6 +64,7 @@ def embed(
     batch_size: int | None,
     prefix: str | None,
     device: str,
+    dtype: str,
     as_json: bool,
 ) -> None:
     """Embed a corpus (every requested layer in one pass, cached) and summarise alignment."""
@@ -76,6 +84,7 @@ def embed(
         max_length=max_length,
         prefix=prefix,
         token_budget=batch_size or DEFAULT_TOKEN_BUDGET,
+        dtype=dtype,
     )
     label = f"embedding {len(data)} sentences"
     with step_progress() as progress:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,27 @@ from xrdiag.analyses import registry
 from xrdiag.cli.console import console, step_progress
 from xrdiag.cli.options import columns_option
 from xrdiag.errors import UserError
+
+
+def _quiet_in_workers(command: Callable[..., None]) -> Callable[..., None]:
+    """A user error exits 2 without a word in a worker process of `accelerate launch`.
+
+    Every process reads the same flags and files, so they fail alike, and the main process says
+    why once (click's own usage errors are printed before this runs, once per process).
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except UserError:
+            from xrdiag.core.encoding.distributed import is_worker
+
+            if not is_worker():
+                raise
+            sys.exit(UserError.exit_code)
+
+    return run
 
 
 @click.command("eval")
@@ -95,6 +120,13 @@ from xrdiag.errors import UserError
 )
 @click.option("--device", default="auto", show_default=True)
 @click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Weights and activations while encoding (float16: GPU only); embeddings stay float32.",
+)
+@click.option(
     "--noise-kinds",
     default="char,word_dropout,synonym,strip_punct,lowercase",
     show_default=True,
@@ -116,6 +148,7 @@ from xrdiag.errors import UserError
     is_flag=True,
     help="Replace an earlier evaluation in --out (a directory holding anything else is refused).",
 )
+@_quiet_in_workers
 def eval_command(
     model: str,
     corpus_path: str,
@@ -133,8 +166,18 @@ def eval_command(
     except ValueError:
         raise UserError("--ks: expected comma-separated integers such as 1,5,10") from None
     opts = EvalOptions(analyses=registry.parse_analyses(analyses), ks=ks, **options)
-    with step_progress() as progress:
-        outcome = run_eval(model, corpus_path, out, opts, progress=progress, overwrite=overwrite)
+    from xrdiag.core.encoding.distributed import sharing_processes
+
+    # Under `accelerate launch` with several processes they share the encoding; the main one
+    # reports and writes, a worker stays silent and exits with the main process's status.
+    with sharing_processes(opts.device) as processes:
+        worker = processes is not None and not processes.is_main
+        with nullcontext() if worker else step_progress() as progress:
+            outcome = run_eval(
+                model, corpus_path, out, opts, progress, overwrite=overwrite, processes=processes
+            )
+    if processes is not None and worker:
+        sys.exit(processes.main_status)
     if as_json:
         from xrdiag.report.tables import scalar_metrics, summary_frame
 

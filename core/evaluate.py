@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -38,6 +38,9 @@ from xrdiag.errors import UserError
 
 # numpy's legacy seeding (and torch's) takes 32-bit seeds; every seed stays in that range.
 SEED_MAX = 2**32 - 1
+if TYPE_CHECKING:
+    from xrdiag.core.encoding.distributed import Processes
+
 # A step reports (name, done, total); total None means "running, size unknown".
 Progress = Callable[[str, int, int | None], None]
 
@@ -78,6 +81,9 @@ class EvalOptions:
     max_length: int | None = None
     device: str = "auto"
     token_budget: int = DEFAULT_TOKEN_BUDGET
+    # Weights and activations while encoding (float32, bfloat16, float16 on a GPU); the cache
+    # key and the manifest record it.
+    dtype: str = "float32"
     # Blocks below this one are computed once per sentence and shared with every model whose
     # lower layers are bit-identical (a study's base and cells); None: as the model says.
     frozen_prefix: int | None = None
@@ -152,11 +158,14 @@ def run_eval(
     options: EvalOptions,
     progress: Progress | None = None,
     overwrite: bool = True,
+    processes: Processes | None = None,
 ) -> EvalOutcome:
     """Embed, analyse, write; the second run on the same inputs is served from the cache.
 
     `out_dir` must be new, empty or an eval directory (replaced only with `overwrite`); a
     directory holding anything else is refused before any work (`EvalDir.check_target`).
+    With `processes` (under `accelerate launch`, core/encoding/distributed.py) the processes
+    share the encoding; a worker then returns an empty outcome, having written nothing.
     """
     EvalDir(out_dir).check_target(overwrite)
     report: Progress = progress or (lambda name, done, total: None)
@@ -177,6 +186,7 @@ def run_eval(
             max_length=options.max_length,
             token_budget=options.token_budget,
             frozen_prefix=options.frozen_prefix,
+            dtype=options.dtype,
         )
         layers = encoder.resolve_layers(options.layers)
     pivot = options.pivot
@@ -188,10 +198,13 @@ def run_eval(
     with _timed(timings, "encode"):
         if any(registry.get(n).embeds_corpus for n in options.analyses):
             emb = embed_corpus(
-                encoder, corpus, layers, store=store, progress=lambda d, t: report("encode", d, t)
-            )
+                encoder, corpus, layers, store=store, progress=lambda d, t: report("encode", d, t),
+                processes=processes,
+            )  # fmt: skip
         else:  # the task alone reads its pairs, not the corpus
             emb = no_embeddings(encoder, corpus)
+    if processes is not None and not processes.continue_on_main():
+        return EvalOutcome(out_dir=out_dir, results=empty_results(), manifest={}, timings=timings)
     checkpoint = checkpoint_name(model)
     frames: list[pl.DataFrame] = []
     from_cache: list[str] = []
@@ -216,6 +229,8 @@ def run_eval(
     timings["total"] = round(time.perf_counter() - started, 3)
     manifest = _manifest(model, checkpoint, encoder, emb, corpus.source, layers, options, timings)
     manifest["analyses_from_cache"] = from_cache
+    world = processes.world if processes is not None else 1
+    manifest["encoding"] = {**manifest["encoding"], "dtype": encoder.spec.dtype, "processes": world}
     if "predictions" in extra:  # the task's pairs are not in the corpus: name them by content
         manifest["task"] = _task_provenance(options.task_pairs, extra["predictions"])
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -21,6 +21,9 @@ from xrdiag.cache.store import ArrayStore, cache_key
 from xrdiag.core.corpus import Corpus
 from xrdiag.core.encoding.encoder import Encoder
 from xrdiag.core.layout.atomic import temporary_sibling
+
+if TYPE_CHECKING:
+    from xrdiag.core.encoding.distributed import Processes
 
 META_COLUMNS = ("id", "lang", "domain", "split")
 
@@ -60,10 +63,18 @@ def embed_corpus(
     *,
     store: ArrayStore | None = None,
     progress: Callable[[int, int], None] | None = None,
+    processes: Processes | None = None,
 ) -> Embeddings:
-    """Embeddings of every row of `corpus` for the requested layers, cached where possible."""
+    """Embeddings of every row of `corpus` for the requested layers, cached where possible.
+
+    With `processes` (`accelerate launch`, core/encoding/distributed.py) every process encodes a
+    share of the rows the main process's cache lacks; the main process alone reads and writes
+    the cache and gets every row; a worker gets no layers.
+    """
     wanted = encoder.resolve_layers(layers)
     store = store if store is not None else ArrayStore()
+    if processes is not None and not processes.is_main:
+        return _worker_share(encoder, corpus, processes)
     fingerprint = corpus.fingerprint()
     found: dict[int, np.ndarray] = {}
     for layer in wanted:
@@ -71,11 +82,16 @@ def embed_corpus(
         if hit is not None and hit["embeddings"].shape[0] == corpus.frame.height:
             found[layer] = hit["embeddings"]
     missing = [layer for layer in wanted if layer not in found]
+    if processes is not None:
+        missing = processes.from_main(missing)
     if not missing:
         encoder.verify()
     else:
         texts = corpus.frame["text"].to_list()
-        computed = encoder.encode(texts, layers=missing, progress=progress)
+        if processes is None:
+            computed = encoder.encode(texts, layers=missing, progress=progress)
+        else:
+            computed = processes.encode(encoder, texts, missing, progress)
         for i, layer in enumerate(missing):
             found[layer] = computed[i]
             store.put(
@@ -91,6 +107,25 @@ def embed_corpus(
         corpus_fingerprint=fingerprint,
         spec=encoder.spec.as_key(),
         cached_layers=[layer for layer in wanted if layer not in missing],
+    )
+
+
+def _worker_share(encoder: Encoder, corpus: Corpus, processes: Processes) -> Embeddings:
+    """A worker's part: encode its share of the layers the main process lacks, hand it over.
+
+    It reads no cache entry, writes none, and keeps nothing: its Embeddings hold no layers.
+    """
+    missing = processes.from_main(None)
+    if missing:
+        processes.hand_over(encoder, corpus.frame["text"].to_list(), missing)
+    return Embeddings(
+        layers={},
+        meta=corpus.frame.select(META_COLUMNS),
+        model=encoder.model_name,
+        model_fingerprint="",
+        corpus_fingerprint="",
+        spec=encoder.spec.as_key(),
+        cached_layers=[],
     )
 
 

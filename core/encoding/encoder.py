@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["Encoder", "EncodeSpec", "PackedForward", "model_fingerprint", "model_load_errors"]
 
 POOLINGS = ("mean", "cls")
+# Weights and activations while encoding; pooling and the returned embeddings stay float32.
+DTYPES = ("float32", "bfloat16", "float16")
 DEFAULT_MODEL = "default"
 # Tokens per batch (sum of padded lengths). Large enough to keep the matrix products efficient,
 # small enough that activations stay cache-sized: on multilingual-e5-small, 2 CPU cores, packed,
@@ -47,9 +49,13 @@ class EncodeSpec:
     pooling: str = "mean"
     max_length: int = 512
     prefix: str = ""
+    dtype: str = "float32"
 
     def as_key(self) -> dict[str, Any]:
-        return {"pooling": self.pooling, "max_length": self.max_length, "prefix": self.prefix}
+        key = {"pooling": self.pooling, "max_length": self.max_length, "prefix": self.prefix}
+        if self.dtype != "float32":  # float32 keys stay as they were, so caches stay valid
+            key["dtype"] = self.dtype
+        return key
 
 
 def resolve_model_path(model: str) -> str:
@@ -115,6 +121,24 @@ def pick_device(device: str) -> str:
     return device
 
 
+def check_dtype(dtype: str, device: str) -> None:
+    """`--dtype`: one of DTYPES; float16 off the CPU only, as in training: CPU kernels for it are
+    slow or, in older torch, missing, and bfloat16 is the CPU's half precision."""
+    if dtype not in DTYPES:
+        raise UserError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
+    if dtype == "float16" and device == "cpu":
+        raise UserError(
+            "--dtype float16 needs a GPU and this encoder runs on the CPU; use bfloat16 or float32"
+        )
+
+
+def torch_dtype(dtype: str) -> Any:
+    """The torch dtype named by a DTYPES entry."""
+    import torch
+
+    return getattr(torch, dtype)
+
+
 def length_batches(lengths: Sequence[int], token_budget: int) -> list[np.ndarray]:
     """Indices grouped into batches, longest first, each padded size * count <= token_budget.
 
@@ -150,6 +174,7 @@ class Encoder:
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         packed: bool = True,
         frozen_prefix: int | None = None,
+        dtype: str = "float32",
     ) -> None:
         self.model_name = model
         self.model_path = resolve_model_path(model)
@@ -180,6 +205,7 @@ class Encoder:
         if max_length < 2:
             raise UserError(f"--max-length {max_length}: expected at least 2")
         self.device = pick_device(device)
+        check_dtype(dtype, self.device)
         self.token_budget = token_budget
         self.packed = packed  # False forces the stock Hugging Face forward (padded batches)
         self._model: Any = None
@@ -193,6 +219,7 @@ class Encoder:
             pooling=pooling,
             max_length=min(max_length, limit),
             prefix=default_prefix(self.model_path) if prefix is None else prefix,
+            dtype=dtype,
         )
         self._fingerprint: str | None = None
 
@@ -220,7 +247,7 @@ class Encoder:
         model = load_encoder(self.model_path, self.model_name, hint)
         if not getattr(self._tokenizer, "is_fast", False):
             raise UserError(f"{self.model_name}: a fast tokenizer (tokenizer.json) is required")
-        self._model = model.eval().to(self.device)
+        self._model = model.eval().to(self.device, dtype=torch_dtype(self.spec.dtype))
         mark_verified(self.fingerprint)
 
     def verify(self) -> None:
@@ -362,7 +389,7 @@ class Encoder:
             if need_all
             else (None,) * (self.num_layers - 1) + (result.last_hidden_state,)
         )
-        states = torch.stack([hidden[layer] for layer in layers])  # [l, b, t, d]
+        states = torch.stack([hidden[layer] for layer in layers]).float()  # [l, b, t, d]
         if self.spec.pooling == "cls":
             pooled = states[:, :, 0, :]
         else:

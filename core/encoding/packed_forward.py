@@ -118,10 +118,11 @@ class PackedForward:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         runs = _equal_runs(lengths)
         segment = torch.from_numpy(np.repeat(np.arange(len(rows)), lengths)).to(device)
-        counts = torch.from_numpy(lengths).to(x)
+        counts = torch.from_numpy(lengths).to(device=device, dtype=torch.float32)
         first = torch.from_numpy(starts).to(device)
 
         def pool(h: torch.Tensor) -> torch.Tensor:
+            h = h.float()  # pooled in float32 whatever the model's dtype (a no-op in float32)
             if pooling == "cls":
                 return h[first]
             total = torch.zeros((len(rows), h.shape[1]), dtype=h.dtype, device=device)

@@ -65,7 +65,7 @@ QUICK_EVAL_LANGS = ["fr", "sw", "ha", "lg", "ln", "om", "kr"]
 # The task preset's variants: the robust-training methods of Huang et al. (2021) against plain
 # fine-tuning, compared the way the paper compares them, on zero-shot task accuracy.
 TASK_GRID = ["baseline", "rs_rp", "rs_da", "pgd"]
-TASK_EVAL_LANGS = ["fr", "sw", "ha", "lg", "kr"]
+TASK_EVAL_LANGS = EVAL_LANGS
 
 # Presets: the values a study starts from before its file and --set.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -128,21 +128,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "task": {
         # A pair classifier fine-tuned on English paraphrase pairs only (en-en), tested zero-shot
-        # on English paired with held-out languages (en-X, X-en); quick-sized. The pair is
-        # encoded together, so no frozen prefix can be shared and every step runs all 12
-        # layers: the lower 10 are frozen, 80 steps at 48 tokens, 60 ids per domain, and five
-        # languages (two high-resource, three where the embedded model is weak) keep a cell at
-        # a few minutes on two cores.
+        # on English paired with the held-out languages (en-X, X-en). Sized for a GPU: the pair
+        # is encoded together, so no frozen prefix can be shared, and on two CPU cores 80
+        # steps with 10 frozen layers left accuracy near chance (0.54-0.56; en-en 0.61-0.66),
+        # at 7-13 minutes per cell. Shrink it with --set for a CPU and expect little signal.
         "study": {
-            "seeds": [0, 1, 2],
+            "seeds": [0, 1, 2, 3, 4],
             "variants": TASK_GRID,
             "baseline": "baseline",
             "keep_checkpoints": False,
         },
         "train": {
-            "model": {"freeze_layers": 10, "max_length": 48},
-            "batches": {"batch_size": 16},
-            "optim": {"max_steps": 80, "warmup_steps": 8, "lr": 1e-4},
+            "model": {"freeze_layers": 4, "max_length": 128},
+            "batches": {"batch_size": 32},
+            "optim": {"max_steps": 1000, "warmup_steps": 100, "lr": 3e-5},
             "objective": {"train_lang_pairs": ["en-en"]},
             "protocol": {
                 "dev_max_per_domain": 5,
@@ -150,8 +149,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "train_domains": SEEN_DOMAINS,
             },
             "run": {
-                "eval_every": 100000,
-                "checkpoint_every": 100000,
+                "eval_every": 250,
+                "checkpoint_every": 250,
                 "keep_last": 1,
                 "eval_at_start": False,
                 "eval_at_end": False,
@@ -161,9 +160,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             "outcome": "task",
             "langs": TASK_EVAL_LANGS,
             "task_pairs": ["en-en", "en-*", "*-en"],
-            "task_max_per_domain": 60,
-            "bootstrap": 200,
-            "max_length": 48,
+            "task_max_per_domain": 200,
+            "bootstrap": 1000,
+            "max_length": 128,
         },
         "stats": {"primary": "accuracy:unseen:all"},
     },

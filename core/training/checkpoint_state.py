@@ -75,15 +75,28 @@ def save_state(model: Any, ckpt: Path, step: int) -> None:
     (ckpt / TRAINER_STATE).write_text(json.dumps(state), encoding="utf-8")
 
 
-def restore_state(model: Any, ckpt: Path) -> int:
-    """Load the trainer state of a checkpoint whose weights this model was built from."""
+def restore_state(model: Any, ckpt: Path, hint: str = "") -> int:
+    """Load the trainer state of a checkpoint whose weights this model was built from.
+
+    `trainer.pt` is read with `weights_only=True`: tensors and plain containers, never code, so
+    a pickle planted in it is refused, not run. Any damage (truncated, zeroed, foreign) is one
+    line, with `hint` (what to resume from instead).
+    """
     import torch
 
     try:
         state = json.loads((ckpt / TRAINER_STATE).read_text(encoding="utf-8"))
         tensors = torch.load(ckpt / TRAINER_TENSORS, map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"{ckpt}: cannot read the trainer state ({exc})") from None
+        if not isinstance(state, dict) or not isinstance(tensors, dict):
+            raise ValueError("not the trainer state xrdiag writes")
+        missing = [k for k in ("optimizer", "scheduler", "torch_rng", "noise_rng")
+                   if k not in tensors]  # fmt: skip
+        missing += [k for k in ("step", "sampler", "rng") if k not in state]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+    except Exception as exc:  # torch.load raises unpickling, zip, EOF and runtime errors alike
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"{ckpt}: cannot read the trainer state ({reason}){hint}") from None
     model.optimizer.load_state_dict(tensors["optimizer"])
     model.scheduler.load_state_dict(tensors["scheduler"])
     if model.head is not None:

@@ -105,10 +105,14 @@ def _value(src: str, key: str, raw: Any, tp: Any, meta: Mapping[str, Any]) -> An
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open", False)
     if (lo is not None and (raw <= lo if lo_open else raw < lo)) or (hi is not None and raw > hi):
         word = "an integer" if tp is int else "a number"
+
+        def num(x: float) -> str:
+            return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
         if hi is not None:
-            rng = f"in ({lo:g}, {hi:g}]" if lo_open else f"in [{lo:g}, {hi:g}]"
+            rng = f"in ({num(lo)}, {num(hi)}]" if lo_open else f"in [{num(lo)}, {num(hi)}]"
         else:
-            rng = f"> {lo:g}" if lo_open else f">= {lo:g}"
+            rng = f"> {num(lo)}" if lo_open else f">= {num(lo)}"
         raise bad(f"{word} {rng}", f"{raw!r} is out of range")
     return float(raw) if tp is float else raw
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Upper bounds that catch a typo (1e20 steps) without limiting any real run: a billion steps is
+# years of training; a million of anything per batch or sentence is past any device's memory.
+MAX_STEPS = 10**9
+BIG = 10**6
+
 
 def _f(default: Any, doc: str, lo: float | None = None, hi: float | None = None, **kw: Any) -> Any:
     """A config field: its default, its one-line comment, and its range [lo, hi] (lo_open: >)."""
@@ -25,7 +30,7 @@ class ModelConfig:
 
     name: str = _f("default", '"default" (embedded multilingual-e5-small), a directory or hub id')
     pooling: Literal["mean", "cls"] = _f("mean", "sentence embedding: mean (masked) or cls")
-    max_length: int = _f(128, "tokens per sentence, longer ones are truncated", 2)
+    max_length: int = _f(128, "tokens per sentence, longer ones are truncated", 2, BIG)
     freeze_embeddings: bool = _f(True, "freeze the token embedding matrix")
     freeze_layers: int = _f(
         0, "freeze the embeddings and the lower N transformer layers (no dropout there)", 0
@@ -105,7 +110,7 @@ class AdversarialConfig:
     method: Literal["fgsm", "pgd"] = _f("fgsm", "one step (FGSM) or k projected steps (PGD)")
     epsilon: float = _f(1e-2, "perturbation budget", 0, lo_open=True)
     step_size: float = _f(4e-3, "PGD step size", 0, lo_open=True)
-    steps: int = _f(3, "PGD steps k", 1)
+    steps: int = _f(3, "PGD steps k", 1, 1000)
     norm: Literal["l2", "linf"] = _f("l2", "budget norm: l2 (per example) or linf")
 
 
@@ -128,7 +133,7 @@ class DannConfig:
     schedule: Literal["ganin", "constant"] = _f(
         "ganin", "ganin: lambda_max*(2/(1+exp(-10p))-1) over progress p; or constant"
     )
-    hidden: int = _f(256, "discriminator hidden units", 1)
+    hidden: int = _f(256, "discriminator hidden units", 1, BIG)
     loss_weight: float = _f(1.0, "weight of the discriminator loss", 0)
 
 
@@ -136,7 +141,7 @@ class DannConfig:
 class BatchesConfig:
     """Batch composition: alpha = beta = 1 and alpha = beta = 0 are the two pure regimes."""
 
-    batch_size: int = _f(32, "training pairs per batch", 2)
+    batch_size: int = _f(32, "training pairs per batch", 2, BIG)
     alpha: float = _f(1.0, "probability a batch is language-homogeneous", 0, 1)
     beta: float = _f(1.0, "probability a batch is domain-homogeneous", 0, 1)
 
@@ -147,10 +152,10 @@ class OptimConfig:
 
     lr: float = _f(2e-5, "peak learning rate", 0, lo_open=True)
     weight_decay: float = _f(0.01, "AdamW weight decay", 0)
-    warmup_steps: int = _f(10, "linear warm-up steps", 0)
-    max_steps: int = _f(100, "optimiser steps in the run", 1)
+    warmup_steps: int = _f(10, "linear warm-up steps", 0, MAX_STEPS)
+    max_steps: int = _f(100, "optimiser steps in the run", 1, MAX_STEPS)
     grad_clip: float = _f(1.0, "max gradient norm (0: no clipping)", 0)
-    grad_accum: int = _f(1, "batches accumulated per optimiser step", 1)
+    grad_accum: int = _f(1, "batches accumulated per optimiser step", 1, BIG)
     schedule: Literal["linear", "cosine", "constant"] = _f("linear", "decay after warm-up")
 
 
@@ -158,11 +163,11 @@ class OptimConfig:
 class RunConfig:
     """Seeds, checkpoints, evaluation and the device."""
 
-    seed: int = _f(0, "seed of every random choice", 0)
+    seed: int = _f(0, "seed of every random choice", 0, 2**32 - 1)
     checkpoint_every: int = _f(
         50, "steps between checkpoints (one is always written at the end)", 1
     )
-    keep_last: int = _f(2, "checkpoints kept", 1)
+    keep_last: int = _f(2, "checkpoints kept", 1, BIG)
     eval_every: int = _f(25, "steps between dev evaluations", 1)
     eval_at_start: bool = _f(True, "a dev evaluation of the untouched model at step 0")
     eval_at_end: bool = _f(True, "a dev evaluation of the final model")

@@ -19,6 +19,7 @@ import json
 import os
 import random
 import signal
+import sys
 import threading
 import time
 import tomllib
@@ -32,6 +33,7 @@ import numpy as np
 
 from xrdiag.core.events import EventWriter
 from xrdiag.core.layout.dirs import RunDir
+from xrdiag.core.layout.lock import RunLock
 from xrdiag.core.provenance import git_hash, package_versions
 from xrdiag.core.training.config import (
     TrainConfig,
@@ -141,11 +143,8 @@ def train(
     would; the schedule still follows `optim.max_steps`, so resuming continues the same run.
     Every user mistake (config, corpus, model) is raised before anything is written.
     """
-    import torch
-
     run = RunDir(Path(out))
     accelerator = make_accelerator(cfg.run)
-    main = accelerator.is_main_process
     if resume:
         if not run.exists():
             raise UserError(
@@ -159,13 +158,71 @@ def train(
             )
     else:
         run.check_fresh()
+    # One writer per run directory (core/layout/lock.py): the main process holds the lock for
+    # the whole run. A resumed run is locked before anything is read; a fresh one once its
+    # config, corpus and model are checked (nothing is written for a mistake), just before its
+    # directory is created.
+    lock = RunLock(run.root, command=_command())
+    try:
+        if resume:
+            _acquire(lock, accelerator)
+        return _train_locked(cfg, run, accelerator, resume, stop_after, echo, lock)
+    finally:
+        lock.release()
+
+
+def _acquire(lock: RunLock, accelerator: Any) -> None:
+    """Take the lock in the main process; a refusal there stops every process (none waits)."""
+    refused = None
+    if accelerator.is_main_process:
+        try:
+            lock.acquire()
+        except UserError as exc:
+            refused = exc
+    if any_process(accelerator, refused is not None):
+        raise refused or UserError(f"{lock.run_dir}: another process holds the run lock")
+
+
+def _command() -> str:
+    return " ".join(["xrdiag", *sys.argv[1:]])[:200] if sys.argv else "xrdiag train"
+
+
+def _resume_hint(run: RunDir, latest: tuple[int, Path] | None) -> str:
+    """What --resume can do when the newest checkpoint's files turn out to be damaged."""
+    if latest is None:
+        return ""
+    earlier = [path for step, path in run.checkpoints() if step < latest[0]]
+    if not earlier:
+        return "; no earlier checkpoint: start the run again in a new --out"
+    return (f"; the previous complete checkpoint is {earlier[-1].name}: move {latest[1]} out of "
+            "checkpoints/ and --resume again to continue from it")  # fmt: skip
+
+
+def _train_locked(
+    cfg: TrainConfig,
+    run: RunDir,
+    accelerator: Any,
+    resume: bool,
+    stop_after: int | None,
+    echo: Callable[[str], None] | None,
+    lock: RunLock,
+) -> TrainResult:
+    """`train` under the run's lock (taken here for a fresh run)."""
+    import torch
+
+    main = accelerator.is_main_process
     accelerator.wait_for_everyone()  # every process has checked before the main one writes
     latest = run.latest_checkpoint() if resume else None
     torch.manual_seed(cfg.run.seed)
     random.seed(cfg.run.seed)
     np.random.seed(cfg.run.seed)
-    model = StepModel(cfg, weights=latest[1] if latest else None, accelerator=accelerator)
+    model = StepModel(cfg, weights=latest[1] if latest else None, accelerator=accelerator,
+                      damaged_hint=_resume_hint(run, latest))  # fmt: skip
     say = (echo or (lambda _m: None)) if main else (lambda _m: None)
+    if not resume:
+        _acquire(lock, accelerator)
+        if main:
+            run.check_fresh()  # another writer may have started it since the first check
     if not resume and main:
         meta = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -88,10 +88,13 @@ class StepModel(BatchLoss):
         weights: Path | None = None,
         accelerator: Any | None = None,
         reuse_prefix: bool = True,
+        damaged_hint: str = "",
     ) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
+
+        from xrdiag.core.encoding.weights import load_encoder
 
         self.cfg = cfg
         seed = cfg.run.seed
@@ -127,9 +130,14 @@ class StepModel(BatchLoss):
         self.model_path = resolve_model_path(cfg.model.name)
         hf_logging.disable_progress_bar()
         source = str(weights) if weights is not None else self.model_path
-        with model_load_errors(cfg.model.name):
-            self.tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-            model = AutoModel.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
+        # `damaged_hint`: on --resume, what to do when the checkpoint's files are damaged.
+        name = str(weights) if weights is not None else cfg.model.name
+        with model_load_errors(name):
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                source, use_fast=True, trust_remote_code=False
+            )
+        model = load_encoder(source, name, damaged_hint)  # checked: every weight, no pickle
+        self.damaged_hint = damaged_hint
         self.prefix = default_prefix(self.model_path)
         limit = int(getattr(model.config, "max_position_embeddings", 512))
         if getattr(model.config, "model_type", "") in ("xlm-roberta", "roberta"):
@@ -303,7 +311,7 @@ class StepModel(BatchLoss):
 
     def restore(self, ckpt: Path) -> int:
         """Load the trainer state of a checkpoint whose weights this model was built from."""
-        return restore_state(self, ckpt)
+        return restore_state(self, ckpt, self.damaged_hint)
 
     def saver(self, step: int) -> Callable[[Path], None]:
         """`fill` for RunDir.save_checkpoint at `step`."""

@@ -227,7 +227,7 @@ def test_task_accuracy_in_report_and_compare(evaluated: Path, tmp_path: Path) ->
     code, output = cli(["report", str(evaluated), "--out", str(tmp_path / "r")])
     assert code == 0, output
     text = (tmp_path / "r" / "report.md").read_text()
-    assert "Task" in text and "accuracy_cross" in text and "task accuracy monolingual" in text
+    assert "Task" in text and "accuracy\\_cross" in text and "task accuracy monolingual" in text
     code, output = cli(["compare", str(evaluated), str(evaluated), "--no-reeval",
                                "--fail-if", "accuracy < -0.01"])  # fmt: skip
     assert code == 0, output
