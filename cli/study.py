@@ -1,12 +1,14 @@
 """`xrdiag study` and `xrdiag demo`: flags, the plan, progress, and the answer table.
 
-The numbers printed at the end come from the study's figures and comparison frames
-(`analyses/study_figures.py`); this module only lays them out with rich (the answer table of
-`report/study_summary.py`), progress on stderr.
+A study runs in this process, or with `--jobs N` as up to N cell processes at once
+(core/study/jobs.py). The subcommands that split a study for a scheduler (`plan`, `run-cell`)
+and the parallel progress view live in `cli/study_cells.py`; `collect` is here, as it ends
+with this module's answer table. Progress goes to stderr.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,10 @@ def _print_answer(out: Path) -> None:
     )
 
 
+def _echo(message: str) -> None:
+    click.echo(message, err=True)
+
+
 def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) -> None:
     from xrdiag.core.study.runner import run_study
     from xrdiag.report.study_summary import write_study_summary
@@ -126,7 +132,54 @@ def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) ->
     _print_answer(out)
 
 
-@click.command("study")
+def _run_jobs(
+    cfg: Any, out: Path, resume: bool, jobs: int, devices: str | None, threads: int | None
+) -> None:
+    """The study with up to `jobs` cells at once, each in its own process (core/study/jobs.py)."""
+    from xrdiag.cli.study_cells import jobs_progress
+    from xrdiag.core.study.jobs import parse_devices, run_parallel, threads_per_job
+    from xrdiag.report.study_summary import write_study_summary
+
+    visible = parse_devices(devices)
+    per_job = threads or threads_per_job(jobs)
+    on = f" on {devices}, round-robin" if devices else ""
+    click.echo(_plan(cfg, out, None), err=True)
+    click.echo(
+        f"  {jobs} cells at once{on}, {per_job} CPU thread(s) each; each cell's output goes to "
+        "cells/<variant>/seed-<s>.log",
+        err=True,
+    )
+    with jobs_progress() as (progress, running):
+        outcome = run_parallel(
+            cfg, out, jobs=jobs, resume=resume, devices=visible, threads=threads,
+            progress=progress, running=running, echo=lambda m: click.echo(m, err=True),
+        )  # fmt: skip
+    again = f"xrdiag study --out {out} --resume --jobs {jobs}" + (
+        f" --devices {devices}" if devices else ""
+    )
+    if outcome.status == "interrupted":
+        click.echo(
+            f"interrupted after {outcome.done} of {outcome.total} cells; resume with: {again}",
+            err=True,
+        )
+        return
+    if outcome.status == "failed":
+        click.echo(f"{len(outcome.failed)} of {outcome.total} cells failed:", err=True)
+        for cell in outcome.failed:
+            click.echo(f"  {cell.label} (exit {cell.returncode}): {cell.last_line}", err=True)
+            click.echo(f"    log: {cell.log}", err=True)
+        click.echo(
+            f"{outcome.done} cells are done; retry the failed ones with: {again}  "
+            f"(or aggregate the done ones: xrdiag study collect --out {out})",
+            err=True,
+        )
+        sys.exit(1)
+    write_study_summary(out)
+    click.echo(f"finished {outcome.total} cells in {outcome.seconds / 60:.1f} min", err=True)
+    _print_answer(out)
+
+
+@click.group("study", invoke_without_command=True)
 @click.option(
     "--config",
     "config_path",
@@ -150,21 +203,58 @@ def _run(cfg: Any, out: Path, resume: bool, expected: str | None, again: str) ->
     help="Override a key, e.g. --set train.optim.max_steps=50 or --set study.seeds=[0,1].",
 )
 @click.option("--print-config", is_flag=True, help="Print the default study config and exit.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run up to N cells at once, each in its own process (default: 1, in this process; "
+    "with --devices, one per device).",
+)
+@click.option(
+    "--devices",
+    default=None,
+    metavar="cuda:0,cuda:1,...",
+    help="Devices handed to the cells round-robin (each cell sees only its own GPU).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads per process (default: the cores divided among --jobs).",
+)
+@click.pass_context
 def study_command(
+    ctx: click.Context,
     config_path: Path | None,
     out: Path | None,
     resume: bool,
     preset: str | None,
     overrides: tuple[str, ...],
     print_config: bool,
+    jobs: int | None,
+    devices: str | None,
+    threads: int | None,
 ) -> None:
     """Train variants x seeds under one zero-shot protocol, evaluate each, compare to the baseline.
 
     Writes STUDY_DIR/summary.parquet, figures.parquet, comparison.parquet and summary.md. Ctrl-C
-    checkpoints the running cell and stops; --resume continues with the first unfinished cell.
+    checkpoints the running cells and stops; --resume continues with the unfinished cells.
+    --jobs N runs N cells at once; `plan`, `run-cell` and `collect` split a study for a
+    scheduler (a SLURM array, a Kubernetes Indexed Job).
     """
     from xrdiag.core.study.config import default_study_text, load_study_config, read_study_config
 
+    if ctx.invoked_subcommand is not None:
+        flags = {"--config": config_path, "--out": out, "--resume": resume, "--preset": preset,
+                 "--set": overrides, "--print-config": print_config, "--jobs": jobs,
+                 "--devices": devices, "--threads": threads}  # fmt: skip
+        given = [flag for flag, value in flags.items() if value]
+        if given:
+            raise UserError(
+                f"xrdiag study {ctx.invoked_subcommand}: {', '.join(given)} goes after the "
+                f"subcommand, e.g. xrdiag study {ctx.invoked_subcommand} --out DIR"
+            )
+        return
     if print_config:
         click.echo(default_study_text(preset or "full"), nl=False)
         return
@@ -174,8 +264,52 @@ def study_command(
         cfg = read_study_config(out)
     else:
         cfg = load_study_config(config_path, overrides, preset=preset)
+    if jobs is None:
+        from xrdiag.core.study.jobs import parse_devices
+
+        jobs = max(1, len(parse_devices(devices)))
+    if jobs > 1 or devices:  # the presets' times are for one process: not said here
+        _run_jobs(cfg, out, resume, jobs, devices, threads)
+        return
+    if threads is not None:
+        from xrdiag.core.study.jobs import limit_threads
+
+        limit_threads(threads)
     expected = EXPECTED.get(cfg.preset) if config_path is None and not overrides else None
     _run(cfg, out, resume, expected, f"xrdiag study --out {out} --resume")
+
+
+@click.command("collect")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Study directory.")
+def collect_command(out: Path) -> None:
+    """Evaluate the base model if needed and aggregate the cells that are done.
+
+    Writes summary.parquet, figures.parquet, comparison.parquet and summary.md, as a sequential
+    study does, and names the cells that are not done (collect again once they are).
+    """
+    from xrdiag.core.study.plan import collect_study
+    from xrdiag.report.study_summary import write_study_summary
+
+    with step_progress(replace_phases=True) as progress:
+        result = collect_study(out, progress, _echo)
+    write_study_summary(out)
+    if result.left_out:
+        _echo(f"left out (non-finite loss): {', '.join(result.left_out)}")
+    missing = ", ".join(f"{label} ({state})" for label, state in result.missing)
+    _echo(f"collected {result.done} of {result.total} cells" + (
+        f"; not done: {missing}" if missing else ""
+    ))  # fmt: skip
+    _print_answer(out)
+
+
+def _register_subcommands() -> None:
+    from xrdiag.cli.study_cells import plan_command, run_cell_command
+
+    for command in (plan_command, run_cell_command, collect_command):
+        study_command.add_command(command)
+
+
+_register_subcommands()
 
 
 @click.command("demo")

@@ -17,7 +17,7 @@ import os
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from xrdiag.core.layout import names
 from xrdiag.core.layout.dirs import EvalDir, RunDir, StudyDir, classify, done_marker
 from xrdiag.core.layout.lock import lock_holder
 from xrdiag.core.layout.status import run_state
+from xrdiag.core.study.cells import cell_state
 from xrdiag.core.training.describe import method_label
 from xrdiag.errors import library_failure
 
@@ -251,6 +252,14 @@ def _guarded(path: Path, name: str, kind: str, build: Any, group: str = "") -> R
         return invalid_entry(path, name, kind, reason, group)
 
 
+def cell_entry(path: Path, name: str, now: float, group: str) -> RunEntry:
+    """A study cell's row: its run's, with the cell's status. A cell is more than its training:
+    running while a process holds it (its evaluation included), finished only with DONE
+    (core/study/cells.py)."""
+    entry = run_entry(path, name, now, group=group, kind="cell")
+    return replace(entry, status=cell_state(path, now).status)
+
+
 def study_entries(path: Path, name: str, now: float) -> list[RunEntry]:
     """A study's row (cells done / cells) followed by one row per cell run."""
     cells = []
@@ -262,7 +271,7 @@ def study_entries(path: Path, name: str, now: float) -> list[RunEntry]:
                     seed,
                     label,
                     "cell",
-                    lambda s=seed, n=label: run_entry(s, n, now, group=name, kind="cell"),
+                    lambda s=seed, n=label: cell_entry(s, n, now, group=name),
                     group=name,
                 )  # fmt: skip
             )

@@ -11,6 +11,8 @@ evaluated on), `task.parquet` (a task-accuracy study's pairs, when built from th
 Cells run one after another; a cell with `DONE` is never rerun, an interrupted one resumes
 from its newest checkpoint through the training loop's own resume. Ctrl-C: the loop checkpoints
 and returns "interrupted", and the study stops there, to be continued with `--resume`.
+`core/study/jobs.py` runs cells in parallel processes and `core/study/plan.py` hands them to a
+scheduler; every path runs a cell through `run_cell`, which claims it (one process per cell).
 """
 
 from __future__ import annotations
@@ -215,12 +217,33 @@ def run_cell(
     progress: Progress,
     echo: Callable[[str], None],
 ) -> str:
-    """Train (or resume) and evaluate one cell; "done", "skipped", "interrupted" or "nonfinite"."""
-    from xrdiag.core.training.loop import train
+    """Train (or resume) and evaluate one cell; "done", "skipped", "interrupted" or "nonfinite".
+
+    The cell is claimed for the whole of it (core/study/claim.py): a cell that another live
+    process runs is refused with a UserError naming that process.
+    """
+    from xrdiag.core.study.claim import CellClaim
 
     root = cell_dir(out, variant, seed)
     if done_marker(root) is not None:
         return "skipped"
+    with CellClaim(root, f"{variant}/seed-{seed}"):
+        if done_marker(root) is not None:  # finished by its holder while we waited to claim
+            return "skipped"
+        return _run_claimed_cell(cfg, out, variant, seed, progress, echo)
+
+
+def _run_claimed_cell(
+    cfg: StudyConfig,
+    out: Path,
+    variant: str,
+    seed: int,
+    progress: Progress,
+    echo: Callable[[str], None],
+) -> str:
+    from xrdiag.core.training.loop import train
+
+    root = cell_dir(out, variant, seed)
     started = time.perf_counter()
     tcfg = cell_config(cfg, out, variant, seed)
     label = f"{variant}/seed-{seed}"
@@ -277,15 +300,7 @@ def run_study(
     cells = cfg.cells()
     done = sum(done_marker(cell_dir(out, v, s)) is not None for v, s in cells)
     try:
-        corpus = _eval_corpus(cfg, out)
-        base = StudyDir(out).base
-        if cfg.eval.outcome == "task":
-            task_file(cfg, out)  # built before the first cell, once
-        elif not base.manifest.is_file():  # written last by run_eval
-            say("evaluating the base model")
-            _evaluate(
-                cfg, cfg.base_config().model.name, corpus, base.root, _prefixed(report, "base eval")
-            )
+        prepare_shared(cfg, out, report, say)
         report("cells", done, len(cells))
         for variant, seed in cells:
             if done_marker(cell_dir(out, variant, seed)) is not None:
@@ -302,6 +317,23 @@ def run_study(
 
     files = aggregate_study(out, cfg)
     return StudyOutcome("finished", out, done, len(cells), files, time.perf_counter() - started)
+
+
+def prepare_shared(
+    cfg: StudyConfig, out: Path, progress: Progress, echo: Callable[[str], None]
+) -> None:
+    """What every cell shares, done once before any cell: the eval rows, then the untouched
+    model's evaluation into `base/` (a task study has none: its pairs are built instead).
+    The sequential study, `study --jobs`, `study plan` and `study collect` call it."""
+    corpus = _eval_corpus(cfg, out)
+    base = StudyDir(out).base
+    if cfg.eval.outcome == "task":
+        task_file(cfg, out)  # built before the first cell, once
+    elif not base.manifest.is_file():  # written last by run_eval
+        echo("evaluating the base model")
+        _evaluate(
+            cfg, cfg.base_config().model.name, corpus, base.root, _prefixed(progress, "base eval")
+        )
 
 
 def _stopped(out: Path, done: int, total: int, started: float) -> StudyOutcome:

@@ -5,6 +5,11 @@ Rows are variants (the untouched base model first), columns are the figures of f
 shows the value with its interval and, below it, the delta against the baseline from
 comparison.parquet with `*` where that delta is significant after adjustment. Enter opens the
 Diagnostics screen of the highlighted variant's run (the base model's eval dir for `base`).
+
+Above the table, one line says where the cells are (finished, running and in which phase,
+interrupted, failed, pending), refreshed every few seconds: cells run by other processes
+(`study --jobs`, `study run-cell` under a scheduler) show as running from their claim and
+events (core/study/cells.py), the same status the Runs screen shows.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from textual.widgets import DataTable, Footer, Header, Static
 from xrdiag.core.layout import names
 from xrdiag.core.layout.dirs import StudyDir, classify
 from xrdiag.core.layout.names import BASE
+from xrdiag.core.layout.status import FAILED, FINISHED, INTERRUPTED, PENDING, RUNNING
 from xrdiag.errors import UserError
 from xrdiag.report.study_summary import verdict
 from xrdiag.report.tables import variant_table
 
 QUADRANTS = (("seen", "seen"), ("seen", "unseen"), ("unseen", "seen"), ("unseen", "unseen"))
+CELLS_REFRESH_S = 2.0
 
 
 def read_study(study_dir: Path) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame | None]:
@@ -65,6 +72,38 @@ def figure_columns(figures: pl.DataFrame) -> list[tuple[str, str, str]]:
         return (3, 0, f"{figure}|{lang}|{domain}")
 
     return sorted(keys, key=rank)
+
+
+def study_cells(study_dir: Path, config: dict[str, Any]) -> list[Path]:
+    """The cell run dirs the study's config names (variants x seeds), existing or not."""
+    study = config.get("study", {}) if isinstance(config.get("study"), dict) else {}
+    variants, seeds = study.get("variants", []), study.get("seeds", [])
+    if not isinstance(variants, list) or not isinstance(seeds, list):
+        return []
+    dirs = StudyDir(study_dir)
+    return [dirs.cell(str(v), int(s)).root for v in variants for s in seeds if isinstance(s, int)]
+
+
+def cells_line(cells: list[Path], now: float | None = None) -> str:
+    """`cells: 1 of 4 finished · running: a/seed-0 (training, step 3 of 40) · pending: 2`."""
+    from xrdiag.core.study.cells import cell_label, cell_state
+
+    if not cells:
+        return ""
+    states = [(cell_label(c), cell_state(c, now)) for c in cells]
+    finished = sum(st.status == FINISHED for _, st in states)
+    parts = [f"cells: {finished} of {len(states)} finished"]
+    running = [f"{label} ({st.describe()})" for label, st in states if st.status == RUNNING]
+    if running:
+        parts.append("running: " + ", ".join(running))
+    for status in (INTERRUPTED, FAILED):
+        named = [label for label, st in states if st.status == status]
+        if named:
+            parts.append(f"{status}: " + ", ".join(named))
+    pending = sum(st.status == PENDING for _, st in states)
+    if pending:
+        parts.append(f"pending: {pending}")
+    return " · ".join(parts)
 
 
 def column_label(key: tuple[str, str, str]) -> str:
@@ -106,6 +145,7 @@ class StudyScreen(Screen):
     DEFAULT_CSS = """
     StudyScreen #study-title { height: 1; padding: 0 1; text-style: bold; }
     StudyScreen #study-note, StudyScreen #study-detail { height: auto; padding: 0 1; }
+    StudyScreen #study-cells { height: auto; padding: 0 1; }
     StudyScreen #study-table { height: 1fr; }
     """
 
@@ -124,6 +164,7 @@ class StudyScreen(Screen):
         self.columns = figure_columns(self.figures) if self.figures.height else []
         self.variants = self._variant_order()
         self.seed_index = 0
+        self.cells = study_cells(self.study_dir, self.config)
 
     def _variant_order(self) -> list[str]:
         if not self.figures.height:
@@ -144,11 +185,15 @@ class StudyScreen(Screen):
             id="study-note",
             markup=False,
         )
+        yield Static("", id="study-cells", markup=False)
         yield DataTable(id="study-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="study-detail", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
+        self.show_cells()
+        if self.cells:
+            self.set_interval(CELLS_REFRESH_S, self.show_cells)
         table = self.query_one(DataTable)
         if not self.columns:
             self.query_one("#study-note", Static).update(
@@ -167,6 +212,10 @@ class StudyScreen(Screen):
             cells = [cell_text(by_key.get((variant, *key))) for key in self.columns]
             table.add_row(label, *cells, key=variant, height=2)
         self._describe()
+
+    def show_cells(self) -> None:
+        """Where the cells are now (read from their directories: cheap, a few small files)."""
+        self.query_one("#study-cells", Static).update(cells_line(self.cells))
 
     # -- drilling -------------------------------------------------------------------------
     def current_variant(self) -> str | None:
