@@ -335,7 +335,8 @@ def demo_command(out: Path, preset: str, resume: bool) -> None:
     and resumed by running it again, and prints the answer table with the results' path.
     """
     from xrdiag.core.layout.dirs import classify
-    from xrdiag.core.study.config import GRID_2X2, load_study_config, read_study_config
+    from xrdiag.core.study.config import load_study_config, read_study_config
+    from xrdiag.core.study.presets import GRID_2X2
 
     if classify(out) == "study":
         cfg = read_study_config(out)

@@ -24,7 +24,7 @@ from xrdiag.core.layout.dirs import EvalDir, RunDir, StudyDir, classify
 from xrdiag.core.layout.frames import read_optional, read_results
 from xrdiag.core.layout.status import status_line
 from xrdiag.errors import UserError
-from xrdiag.report import tables
+from xrdiag.report import run_tables, study_tables, tables
 from xrdiag.report.bundle import Bundle, Source
 from xrdiag.report.out_dir import check_report_dir, earlier_tables, record_tables
 
@@ -201,10 +201,10 @@ def pivots(src: Source) -> dict[str, pl.DataFrame]:
         for analysis in tables.other_analyses(res):
             out[f"analysis_{analysis}{tag}"] = tables.analysis_table(res, analysis)
     if src.events:
-        out["training_steps"] = tables.step_table(src.events)
-        out["training_evals"] = tables.eval_table(src.events)
+        out["training_steps"] = run_tables.step_table(src.events)
+        out["training_evals"] = run_tables.eval_table(src.events)
     if src.figures is not None:
-        out["variants"] = tables.variant_table(src.figures, src.comparison)
+        out["variants"] = study_tables.variant_table(src.figures, src.comparison)
     return {k: v for k, v in out.items() if v.height}
 
 

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 
 import polars as pl
 
-from xrdiag.report import svg, tables
+from xrdiag.report import run_tables, svg, tables
 from xrdiag.report.markdown import (
     cell,
     comparison_summary,
@@ -198,7 +198,7 @@ def _projection(projection: pl.DataFrame) -> str:
 
 
 def _run_curves(src: Source) -> str:
-    steps, evals = tables.step_table(src.events), tables.eval_table(src.events)
+    steps, evals = run_tables.step_table(src.events), run_tables.eval_table(src.events)
     if steps.height > MAX_CURVE_POINTS:  # a long run: every k-th step, and always the last
         stride = math.ceil(steps.height / MAX_CURVE_POINTS)
         steps = pl.concat([steps.gather_every(stride), steps.tail(1)]).unique("step", keep="first")

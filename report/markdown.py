@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from xrdiag.report import tables
+from xrdiag.report import run_tables, study_tables, tables
 
 if TYPE_CHECKING:
     from xrdiag.report.bundle import Bundle, Source
@@ -127,13 +127,13 @@ def findings(src: Source) -> list[str]:
     out: list[str] = []
     if src.kind == "run":
         out.append(f"{src.label}: run {src.status}")
-        steps = tables.step_table(src.events)
+        steps = run_tables.step_table(src.events)
         if steps.height and "loss" in steps.columns:
             out.append(
                 f"{src.label}: loss {steps['loss'][0]:.4f} at step {steps['step'][0]} -> "
                 f"{steps['loss'][-1]:.4f} at step {steps['step'][-1]}"
             )
-        evals = tables.eval_table(src.events)
+        evals = run_tables.eval_table(src.events)
         if evals.height and "recall@1_mean" in evals.columns:
             out.append(
                 f"{src.label}: dev recall@1 {evals['recall@1_mean'][0]:.3f} at step "
@@ -178,7 +178,7 @@ def _study_findings(src: Source) -> list[str]:
                     f"p_adj {row['p_adjusted']:.3g} (old study: uncalibrated)"
                 )
     if src.figures is not None and src.figures.height:
-        overall = tables.headline_variants(src.figures)
+        overall = study_tables.headline_variants(src.figures)
         for metric in ("recall@1", "accuracy"):
             if metric in overall.columns:
                 best = overall.sort(metric, descending=True, nulls_last=True).row(0, named=True)

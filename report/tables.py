@@ -2,18 +2,18 @@
 
 Every table here is a reshaping of rows the engine wrote: recall@1 by query language x domain,
 CKA language x language per layer, probe accuracy and mean cross-language CKA by layer, the
-training curves of a run's events, and a study's variant table.
+eval summary. A run's training curves are in run_tables.py, a study's variant table in
+study_tables.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from xrdiag.analyses.schema import DEBIASED_CKA, LINEAR_CKA, PRIMARY_RECALL, metric_name
-from xrdiag.core.events import latest_per_step
 
 RECALL_BASE = "recall@1"
 PROBE_METRICS = ("lang_probe_acc", "domain_probe_acc")
@@ -195,113 +195,6 @@ def by_checkpoint(results: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """The results of each checkpoint, in order of first appearance."""
     names = results["checkpoint"].unique(maintain_order=True).to_list()
     return {name: results.filter(pl.col("checkpoint") == name) for name in names}
-
-
-# --------------------------------------------------------------------------- runs
-
-
-def step_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    """One row per step: step, loss, lr, grad_norm, lambda, samples_per_s, components.
-
-    Steps a resumed run redid appear once, as last written (`core.events.latest_per_step`).
-    """
-    rows = []
-    for e in latest_per_step([dict(e) for e in events], ("step",)):
-        if e.get("kind") != "step" or not isinstance(e.get("step"), int):
-            continue
-        row = {k: _num(e.get(k)) for k in ("loss", "lr", "grad_norm", "lambda", "samples_per_s")}
-        row["step"] = int(e["step"])
-        for name, v in _mapping(e.get("components")).items():
-            row[f"c_{name}"] = _num(v)
-        rows.append(row)
-    if not rows:
-        return pl.DataFrame()
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    frame = pl.DataFrame([{c: r.get(c) for c in cols} for r in rows], orient="row")
-    return frame.select("step", *(c for c in cols if c != "step")).sort("step")
-
-
-def eval_table(events: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    """One row per dev evaluation: step, recall@1 mean / seen / unseen, CKA, probe accuracy.
-
-    An evaluation a resumed run redid appears once, as last written.
-    """
-    rows = []
-    for e in latest_per_step([dict(e) for e in events], ("eval",)):
-        if e.get("kind") != "eval" or not isinstance(e.get("step"), int):
-            continue
-        row: dict[str, Any] = {"step": int(e["step"])}
-        for k, v in _mapping(e.get("recall@1")).items():
-            row[f"recall@1_{k}"] = _num(v)
-        row["cka_mean"] = _num(_mapping(e.get("cka")).get("mean"))
-        row["lang_probe_acc"] = _num(_mapping(e.get("lang_probe")).get("acc"))
-        row["domain_probe_acc"] = _num(_mapping(e.get("domain_probe")).get("acc"))
-        task = _mapping(_mapping(e.get("task")).get("accuracy"))
-        for part in ("mean", "mono", "cross"):
-            if part in task:
-                row[f"task_accuracy_{part}"] = _num(task[part])
-        rows.append(row)
-    if not rows:
-        return pl.DataFrame()
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    return pl.DataFrame([{c: r.get(c) for c in cols} for r in rows], orient="row").sort("step")
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """An event's nested object, or empty when a hand-edited or foreign event has another type."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def _num(value: Any) -> float | None:
-    """Event numbers; JSON-safe non-finite strings ("nan", "inf") become floats."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
-        return float(value)
-    return None
-
-
-# --------------------------------------------------------------------------- studies
-
-
-def variant_table(figures: pl.DataFrame, comparison: pl.DataFrame | None) -> pl.DataFrame:
-    """Each variant's overall figures with CI, and vs the baseline: delta, CI, p, significance.
-
-    Rows where lang and domain are `all` (or the seen/unseen quadrants); columns `variant,
-    figure, lang, domain, value, ci_low, ci_high, n` plus `baseline, delta, delta_ci_low,
-    delta_ci_high, p_adjusted, significant` from comparison.parquet (null for the baseline).
-    """
-    if figures.height == 0:
-        return pl.DataFrame()
-    extra = [c for c in ("n_seeds", "pool") if c in figures.columns]  # absent in 0.1 studies
-    out = figures.select(
-        "variant", "figure", "lang", "domain", "value", "ci_low", "ci_high", "n", *extra
-    )
-    if comparison is not None and comparison.height:
-        later = [c for c in ("mde", "role") if c in comparison.columns]
-        cmp = comparison.select(
-            "variant", "figure", "lang", "domain", "baseline", "delta",
-            pl.col("ci_low").alias("delta_ci_low"), pl.col("ci_high").alias("delta_ci_high"),
-            "p_adjusted", "significant", *later,
-        )  # fmt: skip
-        out = out.join(cmp, on=["variant", "figure", "lang", "domain"], how="left")
-    return out
-
-
-def headline_variants(figures: pl.DataFrame) -> pl.DataFrame:
-    """Variant x figure values for the overall cells (lang and domain `all`)."""
-    overall = figures.filter((pl.col("lang") == ALL) & (pl.col("domain") == ALL))
-    if overall.height == 0:
-        return pl.DataFrame()
-    order = overall["variant"].unique(maintain_order=True).to_list()
-    wide = overall.pivot(on="figure", index="variant", values="value")
-    return (
-        wide.join(pl.DataFrame({"variant": order}).with_row_index("_o"), on="variant")
-        .sort("_o")
-        .drop("_o")
-    )
 
 
 # --------------------------------------------------------------------------- eval summary

@@ -9,14 +9,12 @@ import polars as pl
 import pytest
 
 from xrdiag.core.study.config import (
-    BUILTIN_VARIANTS,
-    DEFAULT_GRID,
-    GRID_2X2,
     default_study_text,
     load_study_config,
     study_from_dict,
     study_to_toml,
 )
+from xrdiag.core.study.presets import BUILTIN_VARIANTS, DEFAULT_GRID, GRID_2X2
 from xrdiag.errors import UserError
 
 

@@ -238,7 +238,7 @@ def test_task_accuracy_in_report_and_compare(evaluated: Path, tmp_path: Path) ->
 
 def test_live_series_and_report_carry_dev_task_accuracy(run: dict) -> None:
     """The Live screen's task lines and the report's eval table are the eval events' numbers."""
-    from xrdiag.report.tables import eval_table
+    from xrdiag.report.run_tables import eval_table
     from xrdiag.tui.run_series import RunSeries
 
     events = read_events(run["root"] / "run" / "events.jsonl")

@@ -9,7 +9,7 @@ import pytest
 
 from xrdiag.core.events import read_events
 from xrdiag.core.layout.status import status_line
-from xrdiag.report import tables
+from xrdiag.report import run_tables, tables
 from xrdiag.report.build import load_source, pivots
 
 
@@ -62,12 +62,12 @@ def test_probe_by_layer(results: pl.DataFrame) -> None:
 
 def test_run_tables_follow_the_events(run_dir: Path) -> None:
     events = read_events(run_dir / "events.jsonl")
-    steps = tables.step_table(events)
+    steps = run_tables.step_table(events)
     step_events = [e for e in events if e["kind"] == "step"]
     assert steps["step"].to_list() == [e["step"] for e in step_events] == [1, 2, 3, 4]
     assert steps["loss"].to_list() == [e["loss"] for e in step_events]
     assert steps["c_contrastive"].to_list() == [e["components"]["contrastive"] for e in step_events]
-    evals = tables.eval_table(events)
+    evals = run_tables.eval_table(events)
     eval_events = [e for e in events if e["kind"] == "eval"]
     assert evals["step"].to_list() == [e["step"] for e in eval_events] == [0, 2, 4]
     assert evals["recall@1_mean"].to_list() == [e["recall@1"]["mean"] for e in eval_events]

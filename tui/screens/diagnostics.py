@@ -4,7 +4,7 @@ Retrieval language x domain heatmap (metric, scoring, correction, layer, target 
 language x language with the layer-wise curve, probe accuracy by layer against chance, the 2-D
 projection coloured by language or domain, and geometry. When the diagnostics are missing or
 older than the checkpoint, `run_eval` runs in a thread worker with a progress bar, so keys keep
-working while it computes.
+working while it computes (diagnostics_eval.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -27,7 +27,6 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
-from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
 from xrdiag.core.layout.dirs import EvalDir
@@ -40,6 +39,7 @@ from xrdiag.core.layout.resolve import (
 )
 from xrdiag.errors import UserError
 from xrdiag.report import tables
+from xrdiag.tui.screens.diagnostics_eval import BackgroundEval
 from xrdiag.tui.screens.view_state import (
     COLOUR_BINDING,
     VIEW_BINDINGS,
@@ -55,10 +55,9 @@ GEOMETRY_SCALARS = ("isotropy_partition_ratio", "mean_random_cosine")
 TABS = ("retrieval", "cka", "probes", "projection", "geometry")
 # The registered analyses these tabs draw; any other gets a table tab of its own.
 TAB_ANALYSES = ("retrieval", "cka", "probe", "projection", "geometry")
-DEFAULT_CAP = 100
 
 
-class DiagnosticsScreen(Screen):
+class DiagnosticsScreen(BackgroundEval, Screen):
     """Diagnostics of one checkpoint or evaluation."""
 
     BINDINGS = [
@@ -203,55 +202,6 @@ class DiagnosticsScreen(Screen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
-
-    def action_evaluate(self) -> None:
-        if self.source.checkpoint is None or not has_weights(self.source.checkpoint):
-            self.notify("nothing to evaluate: no checkpoint weights behind these diagnostics")
-            return
-        self.start_eval("requested")
-
-    # -- background evaluation --------------------------------------------------------------
-    def start_eval(self, reason: str) -> None:
-        """Run `run_eval` on the checkpoint in a thread; the screen stays interactive."""
-        if self.evaluating:
-            return
-        self.evaluating = True
-        self.query_one("#diag-progress").add_class("running")
-        self.query_one("#diag-status", Static).update(f"evaluating ({reason})…")
-        self._eval_worker()
-
-    @work(thread=True, exclusive=True, group="diagnostics-eval", exit_on_error=False)
-    def _eval_worker(self) -> None:
-        from xrdiag.core.evaluate import EvalOptions, run_eval
-
-        # A seeded cap of 100 ids per domain (as in the demo): the whole bundled corpus would
-        # take ~10 minutes on a CPU, while 100 per domain keeps the bootstrap intervals useful.
-        options = self.eval_options or EvalOptions(layers="all", max_per_domain=DEFAULT_CAP)
-        assert self.source.checkpoint is not None
-
-        def progress(name: str, done: int, total: int | None) -> None:
-            self.app.call_from_thread(self._progress, name, done, total)
-
-        run_eval(str(self.source.checkpoint), self.corpus, self.source.eval_dir, options, progress)
-
-    def _progress(self, name: str, done: int, total: int | None) -> None:
-        bar = self.query_one("#diag-bar", ProgressBar)
-        bar.update(total=total, progress=done)
-        count = f" {done}/{total}" if total else ""
-        self.query_one("#diag-status", Static).update(f"evaluating: {name}{count}")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "diagnostics-eval":
-            return
-        if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            return
-        self.evaluating = False
-        self.query_one("#diag-progress").remove_class("running")
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.message = f"evaluation failed: {error}"
-            self.notify(self.message, severity="error", timeout=10)
-        self.load()
 
     # -- drawing --------------------------------------------------------------------------
     def redraw(self) -> None:

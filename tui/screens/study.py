@@ -31,7 +31,7 @@ from xrdiag.core.layout.names import BASE
 from xrdiag.core.layout.status import FAILED, FINISHED, INTERRUPTED, PENDING, RUNNING
 from xrdiag.errors import UserError
 from xrdiag.report.study_summary import verdict
-from xrdiag.report.tables import variant_table
+from xrdiag.report.study_tables import variant_table
 
 QUADRANTS = (("seen", "seen"), ("seen", "unseen"), ("unseen", "seen"), ("unseen", "unseen"))
 CELLS_REFRESH_S = 2.0
