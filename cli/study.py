@@ -19,7 +19,7 @@ from xrdiag.errors import UserError
 
 # Measured wall time of the presets (see the demo's closing note); said up front, not promised.
 EXPECTED = {
-    "quick": "about 12-15 minutes on 2 CPU cores from an empty cache (~1 min per cell)",
+    "quick": "about 10 minutes on 2 idle CPU cores from an empty cache (~45 s per cell)",
     "full": "not yet timed; by estimate 15-30 minutes on one GPU, hours on a CPU",
     "task": "not yet timed on a GPU; on 2 CPU cores a cell of 80 steps took 7-13 minutes",
 }

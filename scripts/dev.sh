@@ -21,7 +21,7 @@ case "${1:-}" in
   demo)
     shift
     # The demo study on the embedded model and the bundled corpus (DANN x hybrid batches,
-    # 3 seeds; about ten minutes on two CPU cores; rerun to resume after Ctrl-C).
+    # 3 seeds; about ten minutes on two idle CPU cores; rerun to resume after Ctrl-C).
     xrdiag demo "$@"
     ;;
   test)
