@@ -121,3 +121,17 @@ async def test_not_a_study_is_said_on_screen(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE):
         note = str(app.screen.query_one("#study-note", Static).render())
         assert "not a study dir (expected study.toml)" in note
+
+
+@pytest.mark.anyio
+async def test_a_damaged_figures_file_is_said_on_screen(tmp_path: Path) -> None:
+    """figures.parquet cut short (a disk filled mid-copy) is one line on the screen, no crash."""
+    study = tmp_path / "s"
+    shutil.copytree(STUDY, study)
+    data = (study / "figures.parquet").read_bytes()
+    (study / "figures.parquet").write_bytes(data[: len(data) // 2])
+    app = _app(study)
+    async with app.run_test(size=SIZE):
+        note = " ".join(str(app.screen.query_one("#study-note", Static).render()).split())
+        assert "figures.parquet: not a readable Parquet file" in note
+        assert "expected a study's figures" in note

@@ -27,6 +27,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from xrdiag.core.layout import names
 from xrdiag.core.layout.dirs import StudyDir, classify
+from xrdiag.core.layout.frames import read_optional
 from xrdiag.core.layout.names import BASE
 from xrdiag.core.layout.status import FAILED, FINISHED, INTERRUPTED, PENDING, RUNNING
 from xrdiag.errors import UserError
@@ -46,11 +47,10 @@ def read_study(study_dir: Path) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFr
         config = tomllib.loads(study.config_file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{study.config_file}: not valid TOML ({exc})") from None
-    figures_path = study.file(names.FIGURES)
-    figures = pl.read_parquet(figures_path) if figures_path.is_file() else pl.DataFrame()
-    comparison_path = study.file(names.COMPARISON)
-    comparison = pl.read_parquet(comparison_path) if comparison_path.is_file() else None
-    return config, figures, comparison
+    # The checked reader: a damaged or foreign file is one UserError the screen shows.
+    figures = read_optional(study.file(names.FIGURES), "a study's figures (xrdiag study writes it)")
+    comparison = read_optional(study.file(names.COMPARISON), "a study's comparison table")
+    return config, figures if figures is not None else pl.DataFrame(), comparison
 
 
 # A task study's pair groups: trained pairs, zero-shot pairs, same- and cross-language pairs.
