@@ -20,6 +20,21 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr)
 
 
+def progress_bars() -> Any:
+    """Transient bars on stderr (description, bar, done/total, elapsed): every command's view."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bars
+
+    return Bars(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=True,
+    )
+
+
 @contextmanager
 def step_progress(replace_phases: bool = False) -> Iterator[Progress]:
     """One transient line per named step on stderr: a bar when the total is known.
@@ -28,16 +43,7 @@ def step_progress(replace_phases: bool = False) -> Iterator[Progress]:
     them (a study shows the cells bar plus the current cell's phase, not every past phase);
     a step named "cells" always stays.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console(stderr=True),
-        transient=True,
-    ) as bar:
+    with progress_bars() as bar:
         tasks: dict[str, Any] = {}
 
         def update(name: str, done: int, total: int | None) -> None:

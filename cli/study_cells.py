@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from xrdiag.cli.console import Progress, console, step_progress
+from xrdiag.cli.console import Progress, progress_bars, step_progress
 
 # run-cell's exit status when the cell was interrupted (128 + SIGINT, as a shell reports it):
 # not done, so a scheduler retries it; running the same command again resumes it.
@@ -37,17 +37,7 @@ def jobs_progress() -> Iterator[tuple[Progress, Running]]:
     """Transient bars on stderr: the current base-eval phase, then cells done / total and one
     line per running cell (its training steps, or `eval`, or `elsewhere` when another process
     runs it), updated as the parallel study reports them."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
-    from rich.progress import Progress as Bars
-
-    with Bars(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console(stderr=True),
-        transient=True,
-    ) as bar:
+    with progress_bars() as bar:
         steps: dict[str, Any] = {}
         cells: dict[str, Any] = {}
 

@@ -105,7 +105,7 @@ class RunLock:
             if not self._try_lock(fd):
                 os.close(fd)
                 self._refuse(_holder(_read(self.path)))
-            if _same_file(fd, self.path):
+            if same_file(fd, self.path):
                 self._claim(fd)
                 return self
             os.close(fd)  # we locked a file a releasing holder had just unlinked: again
@@ -162,7 +162,7 @@ class RunLock:
             return
         fd, self._fd = self._fd, None
         try:
-            if _same_file(fd, self.path):
+            if same_file(fd, self.path):
                 self.path.unlink(missing_ok=True)
         finally:
             os.close(fd)  # closing drops the flock
@@ -174,8 +174,9 @@ class RunLock:
         self.release()
 
 
-def _same_file(fd: int, path: Path) -> bool:
-    """Whether `path` still names the file `fd` has open."""
+def same_file(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file `fd` has open (a lock file another process
+    replaced after taking it over is not ours to remove)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xrdiag.core.layout.lock import same_file
 from xrdiag.core.layout.status import pid_alive
 from xrdiag.errors import UserError
 
@@ -128,7 +129,7 @@ class CellClaim:
             )):  # fmt: skip
                 os.close(fd)
                 raise self._refusal(claim_holder(self.cell) or holder)
-            if _same_file(fd, self.path):
+            if same_file(fd, self.path):
                 self._claim(fd)
                 return self
             os.close(fd)
@@ -168,7 +169,7 @@ class CellClaim:
             self._beat.join(timeout=2)
         fd, self._fd = self._fd, None
         try:
-            if _same_file(fd, self.path):
+            if same_file(fd, self.path):
                 self.path.unlink(missing_ok=True)
         finally:
             os.close(fd)  # closing drops the flock
@@ -189,13 +190,3 @@ def _try_lock(fd: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    """Whether `path` still names the file `fd` has open."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
