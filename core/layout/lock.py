@@ -161,17 +161,23 @@ class RunLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        try:
-            if same_file(fd, self.path):
-                self.path.unlink(missing_ok=True)
-        finally:
-            os.close(fd)  # closing drops the flock
+        drop_lock_file(fd, self.path)
 
     def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def drop_lock_file(fd: int, path: Path) -> None:
+    """Remove the lock file while it is still the one `fd` holds, then close `fd`, which drops
+    the flock (removing first: no one can take the lock and see the file vanish under them)."""
+    try:
+        if same_file(fd, path):
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 def same_file(fd: int, path: Path) -> bool:

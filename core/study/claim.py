@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xrdiag.core.layout.lock import same_file
+from xrdiag.core.layout.lock import drop_lock_file, same_file
 from xrdiag.core.layout.status import pid_alive
 from xrdiag.errors import UserError
 
@@ -168,11 +168,7 @@ class CellClaim:
         if self._beat is not None:
             self._beat.join(timeout=2)
         fd, self._fd = self._fd, None
-        try:
-            if same_file(fd, self.path):
-                self.path.unlink(missing_ok=True)
-        finally:
-            os.close(fd)  # closing drops the flock
+        drop_lock_file(fd, self.path)
 
     def __enter__(self) -> CellClaim:
         return self.acquire()
