@@ -108,6 +108,11 @@ def verdict(row: dict[str, object], alpha: float = 0.05) -> str:
     bound = (f"no difference larger than {mde:.3f} (the minimum detectable effect at 80% power) "
              "detected" if isinstance(mde, float) and np.isfinite(mde)
              else "no difference detected (no minimum detectable effect: old study)")  # fmt: skip
+    # The interval is per comparison, the verdict Holm-adjusted over the family: the Holm p says
+    # why an interval that just excludes zero is not a finding.
+    holm = row.get("p_adjusted")
+    if isinstance(holm, float) and np.isfinite(holm):
+        interval += f", Holm p {_fmt(holm, 3)}"
     return (
         f"{row['variant']} vs {row['baseline']} on {what}: {bound}; delta {delta:+.3f} ({interval})"
     )

@@ -113,6 +113,7 @@ def test_comparisons_are_the_calibrated_contrasts_with_roles_and_holm() -> None:
     assert set(training["variant"]) == {"baseline"} and set(training["baseline"]) == {"base"}
     null = comp.filter((pl.col("variant") == "dann") & ~pl.col("significant")).row(0, named=True)
     assert f"no difference larger than {null['mde']:.3f}" in verdict(null)
+    assert f"Holm p {null['p_adjusted']:.3f}" in verdict(null)  # why a CI near zero is no finding
     md = summary_markdown(study_figures(frame, pl.DataFrame(), PROTO), comp, PROTO,
                           baseline="baseline", primary=("quadrant_recall@1", "unseen", "unseen"),
                           seeds=3)  # fmt: skip
