@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from xrdiag.cli.console import console, step_progress
-from xrdiag.cli.options import columns_option
+from xrdiag.cli.options import columns_option, dtype_option
 from xrdiag.errors import UserError
 
 
@@ -40,13 +40,7 @@ from xrdiag.errors import UserError
 @click.option("--batch-size", type=int, default=None, help="Tokens per batch (default 4096).")
 @click.option("--prefix", default=None, help="Input prefix (default: the model's, e5: 'query: ').")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
-@click.option(
-    "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
-    default="float32",
-    show_default=True,
-    help="Weights and activations while encoding (float16: GPU only); embeddings stay float32.",
-)
+@dtype_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def embed(
     model: str,

@@ -14,7 +14,7 @@ import click
 
 from xrdiag.analyses import registry
 from xrdiag.cli.console import console, step_progress
-from xrdiag.cli.options import columns_option
+from xrdiag.cli.options import columns_option, dtype_option
 from xrdiag.errors import UserError
 
 
@@ -119,13 +119,7 @@ def _quiet_in_workers(command: Callable[..., None]) -> Callable[..., None]:
     help="Tokens per sentence. Default: the model's (a checkpoint's training length), else 512.",
 )
 @click.option("--device", default="auto", show_default=True)
-@click.option(
-    "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
-    default="float32",
-    show_default=True,
-    help="Weights and activations while encoding (float16: GPU only); embeddings stay float32.",
-)
+@dtype_option
 @click.option(
     "--noise-kinds",
     default="char,word_dropout,synonym,strip_punct,lowercase",
