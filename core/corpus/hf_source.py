@@ -44,17 +44,26 @@ INSTALL = "the datasets library: pip install datasets (or pip install 'xrdiag[hf
 _KNOWN_THREE = set(ISO639_TO_1) | set(MACROLANGUAGE) | set(DEFAULT_SCRIPT)
 
 
-def parse_columns(spec: str | None, source: str) -> dict[str, str]:
-    """`id=sid,text=sentence` -> {"id": "sid", "text": "sentence"}, or a UserError."""
+def key_values(spec: str | None, keys: tuple[str, ...]) -> dict[str, str]:
+    """`id=sid,text=sentence` -> {"id": "sid", "text": "sentence"}; a part that is not
+    KEY=VALUE with a key of `keys` raises ValueError(that part), for the caller's message."""
     mapping: dict[str, str] = {}
     for part in (spec or "").split(","):
         if not part.strip():
             continue
-        key, eq, column = (s.strip() for s in part.partition("="))
-        if not eq or key not in KEYS or not column:
-            raise err(source, "columns", f"{part.strip()!r} is not KEY=COLUMN", COLUMNS_HELP)
-        mapping[key] = column
+        key, eq, value = (s.strip() for s in part.partition("="))
+        if not eq or key not in keys or not value:
+            raise ValueError(part.strip())
+        mapping[key] = value
     return mapping
+
+
+def parse_columns(spec: str | None, source: str) -> dict[str, str]:
+    """A corpus' column mapping (`id=sid,text=sentence`), or a UserError."""
+    try:
+        return key_values(spec, KEYS)
+    except ValueError as exc:
+        raise err(source, "columns", f"{str(exc)!r} is not KEY=COLUMN", COLUMNS_HELP) from None
 
 
 def parse_source(source: str) -> tuple[str, str | None, str | None, str | None]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from xrdiag.core.corpus.hf_source import SPLIT_NAMES, _load, parse_source
+from xrdiag.core.corpus.hf_source import SPLIT_NAMES, _load, key_values, parse_source
 from xrdiag.core.corpus.langcodes import lang_problem
 from xrdiag.core.task import pairs_formats as fmt
 from xrdiag.errors import UserError
@@ -38,18 +38,13 @@ def is_hf(source: str) -> bool:
 
 
 def _mapping(spec: str | None, source: str) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for part in (spec or "").split(","):
-        if not part.strip():
-            continue
-        key, eq, value = (s.strip() for s in part.partition("="))
-        if not eq or key not in KEYS or not value:
-            raise UserError(
-                f"{source}: {part.strip()!r} is not KEY=COLUMN; expected keys "
-                f"{', '.join(KEYS)} (lang=CODE names both sentences' language)"
-            )
-        mapping[key] = value
-    return mapping
+    try:
+        return key_values(spec, KEYS)
+    except ValueError as exc:
+        raise UserError(
+            f"{source}: {str(exc)!r} is not KEY=COLUMN; expected keys "
+            f"{', '.join(KEYS)} (lang=CODE names both sentences' language)"
+        ) from None
 
 
 def _languages(mapping: dict[str, str], config: str | None, source: str) -> str | None:
