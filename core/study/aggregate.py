@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -19,18 +20,24 @@ from xrdiag.core.study.config import StudyConfig, read_study_config
 from xrdiag.errors import UserError
 
 
+def finished_cells(out: Path, cfg: StudyConfig) -> Iterator[tuple[str, int, EvalDir]]:
+    """(variant, seed, its final evaluation) of each cell whose DONE marker says `done`, in the
+    config's order: interrupted or non-finite cells stay out of every aggregate."""
+    study = StudyDir(out)
+    for variant, seed in cfg.cells():
+        marker = done_marker(study.cell(variant, seed).root)
+        if marker is not None and marker.get("status") == "done":
+            yield variant, seed, EvalDir(out / marker["diagnostics"])
+
+
 def summary_frame(out: Path, cfg: StudyConfig) -> pl.DataFrame:
     """Every finished cell's results (and the base model's), with `variant` and `seed`."""
     frames = []
     study = StudyDir(out)
     if study.base.results.is_file():
         frames.append(_tagged(pl.read_parquet(study.base.results), names.BASE, None, names.BASE))
-    for variant, seed in cfg.cells():
-        marker = done_marker(study.cell(variant, seed).root)
-        if marker is None or marker.get("status") != "done":
-            continue
-        results = EvalDir(out / marker["diagnostics"]).results
-        frames.append(_tagged(pl.read_parquet(results), variant, seed, f"{variant}/seed-{seed}"))
+    for variant, seed, ev in finished_cells(out, cfg):
+        frames.append(_tagged(pl.read_parquet(ev.results), variant, seed, f"{variant}/seed-{seed}"))
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
@@ -71,11 +78,8 @@ def outcome_frame(out: Path, cfg: StudyConfig) -> pl.DataFrame:
         return _task_outcomes(out, cfg)
     if study.base.queries.is_file():
         frames.append(outcomes_frame(pl.read_parquet(study.base.queries), names.BASE, None))
-    for variant, seed in cfg.cells():
-        marker = done_marker(study.cell(variant, seed).root)
-        if marker is None or marker.get("status") != "done":
-            continue
-        queries = EvalDir(out / marker["diagnostics"]).queries
+    for variant, seed, ev in finished_cells(out, cfg):
+        queries = ev.queries
         if not queries.is_file():
             raise UserError(
                 f"{queries.parent}: no {names.QUERIES} (evaluated by an older xrdiag); its "
@@ -88,12 +92,9 @@ def outcome_frame(out: Path, cfg: StudyConfig) -> pl.DataFrame:
 
 def _task_outcomes(out: Path, cfg: StudyConfig) -> pl.DataFrame:
     """A task study's outcomes: each finished cell's predictions (predictions.parquet)."""
-    study, frames = StudyDir(out), []
-    for variant, seed in cfg.cells():
-        marker = done_marker(study.cell(variant, seed).root)
-        if marker is None or marker.get("status") != "done":
-            continue
-        predictions = EvalDir(out / marker["diagnostics"]).predictions
+    frames = []
+    for variant, seed, ev in finished_cells(out, cfg):
+        predictions = ev.predictions
         if not predictions.is_file():
             raise UserError(f"{predictions.parent}: no {names.PREDICTIONS}; expected the task's")
         frames.append(task_outcomes_frame(pl.read_parquet(predictions), variant, seed))
