@@ -8,18 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from xrdiag.cli import main
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from cli_runner import run_cli as run
 
 
 def test_a_damaged_default_model_is_reported_and_rebuilt_after_cache_clear(

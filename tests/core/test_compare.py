@@ -9,8 +9,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from cli_runner import run_cli
 
-from xrdiag.cli import main
 from xrdiag.core.compare import (
     KEY_COLUMNS,
     compare_results,
@@ -213,16 +213,6 @@ def test_failing_cells_match_naive(evals: dict[str, Path]) -> None:
 
 
 # --------------------------------------------------------------------------- CLI
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_compare(

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli as cli
 
 from xrdiag.cli import main
 from xrdiag.core.compare import load_comparable
@@ -39,16 +40,6 @@ def write_corpus(path: Path, shift: int = 0) -> Path:
                 j = (i + shift) % 8 if lang == "fr" else i
                 out.writerow([f"s{i}", lang, "news", texts[j]])
     return path
-
-
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

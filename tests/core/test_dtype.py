@@ -8,22 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_cli as run
 
 from xrdiag.cache.store import ArrayStore
-from xrdiag.cli import main
 from xrdiag.core.corpus import load_corpus
 from xrdiag.core.encoding.embedding import embed_corpus, layer_key, load_embeddings
 from xrdiag.core.encoding.encoder import Encoder
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from xrdiag.cli import main
 
@@ -21,12 +22,8 @@ FAST = ["--langs", "en,fr", "--max-per-domain", "2", "--bootstrap", "0", "--ks",
 
 
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(argv, capsys)
+    return code, err
 
 
 def evaluate(model: Path, out: Path, *extra: str, analyses: str = "retrieval") -> list[str]:

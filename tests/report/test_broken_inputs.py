@@ -11,17 +11,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from xrdiag.cli import main
+from cli_runner import run_cli
 
 
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(argv, capsys)
+    return code, err
 
 
 def truncate(path: Path) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from cli_runner import run_cli
 from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from xrdiag.cli import cli, main
+from xrdiag.cli import cli
 from xrdiag.errors import UserError
 from xrdiag.report.build import combined_results, load_source, write_report
 from xrdiag.report.record import load_record
@@ -159,17 +160,6 @@ def test_running_run_is_reported_as_so_far(running_run: Path, tmp_path: Path) ->
     record = load_record(written["json"])
     assert record.meta["inputs"][0]["finished"] is False
     assert_offline_and_well_formed(written["html"].read_text())
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """`xrdiag ARGV` through the real entry point (user errors: one line, exit 2)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_bad_inputs_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pytest
-from textual.app import App
+from screen_app import ScreenApp
 from textual.pilot import Pilot
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 from textual.worker import WorkerFailed
 
@@ -22,17 +20,6 @@ A = FIXTURES / "eval"
 B = FIXTURES / "eval-other"
 CELL = FIXTURES / "study" / "cells" / "dann+hybrid" / "seed-0"
 SIZE = (120, 36)
-
-
-class ScreenApp(App):
-    """A bare app that shows one screen."""
-
-    def __init__(self, make: Callable[[], Screen]) -> None:
-        super().__init__()
-        self.make = make
-
-    def on_mount(self) -> None:
-        self.push_screen(self.make())
 
 
 def _app(*targets: Path) -> ScreenApp:

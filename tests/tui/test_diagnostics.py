@@ -5,13 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pytest
-from textual.app import App
-from textual.screen import Screen
+from screen_app import ScreenApp
 from textual.widgets import TabbedContent
 from textual.worker import WorkerFailed
 
@@ -23,17 +21,6 @@ from xrdiag.tui.widgets.heatmap import Heatmap
 FIXTURES = Path(__file__).parent / "fixtures_b"
 EVAL = FIXTURES / "eval"
 SIZE = (120, 36)
-
-
-class ScreenApp(App):
-    """A bare app that shows one screen (the dashboard's shell is tested on its own)."""
-
-    def __init__(self, make: Callable[[], Screen]) -> None:
-        super().__init__()
-        self.make = make
-
-    def on_mount(self) -> None:
-        self.push_screen(self.make())
 
 
 def _app(target: Path, **kwargs: object) -> ScreenApp:

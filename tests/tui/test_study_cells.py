@@ -12,12 +12,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from screen_app import ScreenApp
 from textual.app import App
-from textual.screen import Screen
 from textual.widgets import Static
 
 from xrdiag.core.study.config import load_study_config
@@ -27,15 +26,6 @@ from xrdiag.tui.screens.study import StudyScreen
 
 SIZE = (160, 30)
 TIMEOUT_S = 600.0  # a shared machine: generous, never asserted
-
-
-class ScreenApp(App):
-    def __init__(self, make: Callable[[], Screen]) -> None:
-        super().__init__()
-        self.make = make
-
-    def on_mount(self) -> None:
-        self.push_screen(self.make())
 
 
 def planned_study(tiny: Path, tmp: Path) -> Path:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pytest
-from textual.app import App
-from textual.screen import Screen
+from screen_app import ScreenApp
 from textual.widgets import DataTable, Static
 
 from xrdiag.tui.screens.diagnostics import DiagnosticsScreen
@@ -17,17 +15,6 @@ from xrdiag.tui.screens.study import StudyScreen, figure_columns
 
 STUDY = Path(__file__).parent / "fixtures_b" / "study"
 SIZE = (120, 36)
-
-
-class ScreenApp(App):
-    """A bare app that shows one screen."""
-
-    def __init__(self, make: Callable[[], Screen]) -> None:
-        super().__init__()
-        self.make = make
-
-    def on_mount(self) -> None:
-        self.push_screen(self.make())
 
 
 def _app(study: Path = STUDY) -> ScreenApp:
